@@ -1,0 +1,59 @@
+"""Process settings: one frozen object, read from the environment once.
+
+Every setting has a default that works on a laptop: a broker on
+127.0.0.1:19092 started by ``mailyard demo``, state under ``./var``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from mailyard.errors import ConfigError
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}.") from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    bootstrap: str = "127.0.0.1:19092"
+    data_dir: Path = Path("var")
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    api_port: int = 8081
+    max_body_bytes: int = 8 * 1024 * 1024
+    produce_timeout_s: float = 10.0
+    archive_batch_events: int = 5000
+    archive_flush_s: float = 5.0
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        d = cls()
+        settings = cls(
+            bootstrap=env.get("MAILYARD_KAFKA_BOOTSTRAP", d.bootstrap),
+            data_dir=Path(env.get("MAILYARD_DATA_DIR", str(d.data_dir))),
+            gateway_host=env.get("MAILYARD_HOST", d.gateway_host),
+            gateway_port=_int(env, "MAILYARD_GATEWAY_PORT", d.gateway_port),
+            api_port=_int(env, "MAILYARD_API_PORT", d.api_port),
+            max_body_bytes=_int(env, "MAILYARD_MAX_BODY_BYTES", d.max_body_bytes),
+            archive_batch_events=_int(
+                env, "MAILYARD_ARCHIVE_BATCH_EVENTS", d.archive_batch_events
+            ),
+        )
+        if settings.max_body_bytes <= 0:
+            raise ConfigError("MAILYARD_MAX_BODY_BYTES must be positive.")
+        return settings

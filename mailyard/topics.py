@@ -1,0 +1,54 @@
+"""The topic catalog: every Kafka topic Mailyard owns, declared once.
+
+The broker runs with ``auto.create.topics.enable=false``; ``mailyard``
+applies this catalog at start (see :func:`mailyard.admin.apply_catalog`),
+so partition counts and retention are always what is written here.
+Faust's own changelog topics are created by Faust with the partition count
+of their source topic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int | None = 7 * DAY_MS
+    compacted: bool = False
+    doc: str = ""
+
+    def config(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            cfg["retention.ms"] = str(self.retention_ms)
+        else:
+            cfg["retention.ms"] = "-1"
+        return cfg
+
+
+RAW_WEBHOOKS = TopicSpec(
+    "mailyard.webhooks.raw", 4, 7 * DAY_MS,
+    doc="Exact webhook request bodies as ESPs sent them (RawWebhook).",
+)
+EVENTS = TopicSpec(
+    "mailyard.events", 4, 30 * DAY_MS,
+    doc="Normalized email events (EmailEvent), keyed by event_id.",
+)
+DEAD_LETTERS = TopicSpec(
+    "mailyard.deadletters", 1, 30 * DAY_MS,
+    doc="Records a stage could not process, with the reason (DeadLetter).",
+)
+
+CATALOG: tuple[TopicSpec, ...] = (RAW_WEBHOOKS, EVENTS, DEAD_LETTERS)
+
+
+def by_name(name: str) -> TopicSpec:
+    for spec in CATALOG:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"Topic {name!r} is not in the Mailyard topic catalog.")
