@@ -1,0 +1,232 @@
+"""The HTTP ingest gateway: ESP webhooks in, exact bytes onto Kafka.
+
+``POST /webhooks/{esp}`` and ``POST /webhooks/{esp}/{subaccount}`` accept a
+webhook as the ESP sends it, check its size and syntax, and produce the
+untouched body in a ``RawWebhook`` envelope to ``mailyard.webhooks.raw``.
+The reply is 2xx only after the broker confirmed the write (idempotent
+producer, ``acks=all``), so an acknowledged webhook is never lost; when the
+broker cannot confirm in time the reply is 503 and the ESP retries.
+Parsing into events happens in the stream worker, where a body that turns
+out to be unusable is parked in the dead-letter topic, not dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from connectors.auth import WebhookAuthError, verify_webhook
+from connectors.registry import esp_names
+from mailyard.codec import codec
+from mailyard.settings import Settings
+from mailyard.topics import RAW_WEBHOOKS
+
+log = logging.getLogger(__name__)
+
+_SUBACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_JSON_TYPES = ("application/json", "text/plain")  # SNS posts JSON as text/plain
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
+_KEPT_HEADERS = 64
+
+
+class RawProducer:
+    """An idempotent producer whose ``send`` resolves when the broker confirmed."""
+
+    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "message.timeout.ms": int(timeout_s * 1000),
+                "compression.type": "lz4",
+            }
+        )
+        self._running = True
+        self._poller = threading.Thread(target=self._poll, daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while self._running:
+            self._producer.poll(0.05)
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            loop.call_soon_threadsafe(_settle, done, err)
+
+        self._producer.produce(topic, value, key, on_delivery=on_delivery)
+        await done
+
+    def ready(self, timeout: float = 2.0) -> bool:
+        try:
+            self._producer.list_topics(RAW_WEBHOOKS.name, timeout=timeout)
+        except KafkaException:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._producer.flush(5.0)
+        self._running = False
+
+
+def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(KafkaException(err))
+
+
+def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": detail, **extra}, status_code=status)
+
+
+def check_body(content_type: str, body: bytes) -> str | None:
+    """Why the body is not well-formed for its content type, or None if it is."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not body:
+        return "the request body is empty."
+    if media in _JSON_TYPES:
+        try:
+            json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return f"the body is not valid JSON ({exc})."
+    elif media == _FORM:
+        try:
+            parse_qsl(body.decode("utf-8"), strict_parsing=True)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return f"the body is not valid form encoding ({exc})."
+    elif media == _MULTIPART:
+        if "boundary=" not in content_type:
+            return "multipart/form-data needs a boundary parameter."
+    else:
+        return None  # unsupported types are refused earlier, with 415
+    return None
+
+
+def create_gateway(settings: Settings, producer: RawProducer | None = None) -> FastAPI:
+    api = FastAPI(title="Mailyard ingest gateway", version="0.1.0")
+    state: dict[str, RawProducer] = {}
+    envelope = codec("raw_webhook")
+    known = set(esp_names())
+
+    def get_producer() -> RawProducer:
+        if "p" not in state:
+            state["p"] = producer or RawProducer(
+                settings.bootstrap, settings.produce_timeout_s
+            )
+        return state["p"]
+
+    @api.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok = await asyncio.to_thread(get_producer().ready)
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    @api.api_route("/webhooks/{esp}", methods=["HEAD", "GET"])
+    @api.api_route("/webhooks/{esp}/{subaccount}", methods=["HEAD", "GET"])
+    def probe(esp: str, subaccount: str | None = None) -> Response:
+        # Some ESPs check the URL with HEAD or GET before sending events.
+        return Response(status_code=200 if esp in known else 404)
+
+    @api.post("/webhooks/{esp}")
+    @api.post("/webhooks/{esp}/{subaccount}")
+    async def receive(
+        esp: str, request: Request, subaccount: str | None = None
+    ) -> Response:
+        if esp not in known:
+            return problem(404, f"Unknown ESP {esp!r}.", known=sorted(known))
+        if subaccount is not None and not _SUBACCOUNT.match(subaccount):
+            return problem(400, "A subaccount name is 1-64 letters, digits, . _ or -.")
+
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > settings.max_body_bytes:
+                return _too_large(settings.max_body_bytes)
+        body = await _read_limited(request, settings.max_body_bytes)
+        if body is None:
+            return _too_large(settings.max_body_bytes)
+
+        content_type = request.headers.get("content-type", "")
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media not in (*_JSON_TYPES, _FORM, _MULTIPART):
+            return problem(
+                415,
+                f"Content type {media or 'missing'!r} is not one an ESP sends; "
+                "expected JSON, form-encoded, multipart or SNS text/plain.",
+            )
+        why = check_body(content_type, body)
+        if why is not None:
+            return problem(400, f"Malformed {esp} webhook: {why}")
+
+        headers = {k.lower(): v for k, v in list(request.headers.items())[:_KEPT_HEADERS]}
+        try:
+            verify_webhook(esp, subaccount, headers, body)
+        except WebhookAuthError as exc:
+            log.warning("refused %s webhook: %s", esp, exc.args[0])
+            return problem(exc.status, str(exc))
+
+        request_id = uuid.uuid4().hex
+        record = {
+            "request_id": request_id,
+            "esp": esp,
+            "subaccount": subaccount,
+            "received_at": datetime.now(timezone.utc),
+            "content_type": content_type,
+            "headers": headers,
+            "body": body,
+        }
+        try:
+            await get_producer().send(
+                RAW_WEBHOOKS.name, request_id.encode(), envelope.encode(record)
+            )
+        except (KafkaException, BufferError) as exc:
+            log.error("broker did not confirm webhook %s: %s", request_id, exc)
+            return JSONResponse(
+                {"error": "The event store is unavailable; retry later."},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse({"accepted": True, "request_id": request_id})
+
+    @api.on_event("shutdown")
+    def close() -> None:
+        if "p" in state:
+            state["p"].close()
+
+    return api
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return problem(413, f"The body is larger than the {limit}-byte limit.")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

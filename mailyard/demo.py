@@ -1,0 +1,160 @@
+"""``mailyard demo``: the whole backbone on one machine, on sample traffic.
+
+Starts a local Kafka broker (fetched from Maven Central on first use),
+applies the topic catalog, starts the gateway and the worker as child
+processes, replays generated ESP webhooks, waits until the worker has
+counted every distinct event, and prints a summary. Without ``--once`` the
+stack keeps running until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from connectors.registry import normalize
+from connectors.samples import generate, write_samples
+from mailyard.errors import MailyardError
+from mailyard.kafka_cli import kafka_start
+from mailyard.replay import Capture, replay
+from mailyard.settings import Settings
+
+
+class DemoFailed(MailyardError, RuntimeError):
+    pass
+
+
+class Child:
+    """A child process whose output goes to a log file under ``var/logs``."""
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        logs = settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = logs / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailyard.cli", name],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def _wait_ready(url: str, child: Child, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise DemoFailed(f"{child.name} exited early; see {child.log_path}.")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise DemoFailed(f"{child.name} was not ready within {timeout:.0f}s; see {child.log_path}.")
+
+
+def _expected(captures: list[Capture]) -> tuple[int, int]:
+    """(events in all bodies, distinct event ids) for the replayed captures."""
+    total, ids = 0, set()
+    for c in captures:
+        for e in normalize(c.esp, c.body, c.content_type, subaccount=c.subaccount):
+            total += 1
+            ids.add(e.event_id)
+    return total, len(ids)
+
+
+def _wait_processed(api: str, want: int, timeout: float) -> dict[str, int]:
+    """Wait until this worker process has seen ``want`` events (duplicates too)."""
+    deadline = time.monotonic() + timeout
+    stats: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        stats = httpx.get(f"{api}/v1/stats", timeout=5.0).json()
+        if stats["events_counted"] + stats["duplicates"] >= want:
+            return stats
+        time.sleep(0.5)
+    raise DemoFailed(f"the worker processed {stats} events, expected {want}.")
+
+
+def _summary(counts: dict[str, object], stats: dict[str, int], settings: Settings, api: str, gw: str) -> str:
+    table: Counter[tuple[str, str]] = Counter()
+    for row in counts["rows"]:  # type: ignore[union-attr]
+        table[(row["esp"], row["type"])] += row["count"]
+    lines = [f"{'ESP':<12} {'type':<14} {'events':>8}", "-" * 36]
+    for (esp, etype), n in sorted(table.items()):
+        lines.append(f"{esp:<12} {etype:<14} {n:>8}")
+    lines += [
+        "-" * 36,
+        f"{'distinct events':<27} {counts['total']:>8}",
+        f"{'duplicates ignored':<27} {stats.get('duplicates', 0):>8}",
+        f"{'dead letters':<27} {stats.get('dead_letters', 0):>8}",
+        "",
+        f"archive:  {settings.archive_dir.resolve()}",
+        f"webhooks: {gw}/webhooks/{{esp}}[/{{subaccount}}]",
+        f"API:      {api}/v1/counts",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(settings: Settings, *, once: bool, events: int, seed: int) -> int:
+    broker = kafka_start(settings)
+    print(f"Kafka ready on {broker.bootstrap}")
+    gw = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    api = f"http://{settings.gateway_host}:{settings.api_port}"
+    children = [Child("gateway", settings), Child("worker", settings)]
+    try:
+        _wait_ready(f"{gw}/readyz", children[0], 60)
+        _wait_ready(f"{api}/readyz", children[1], 120)
+        before = httpx.get(f"{api}/v1/counts", timeout=5.0).json()["total"]
+
+        folder = settings.data_dir / "samples" / f"seed-{seed}"
+        samples = generate(seed=seed, n_events=events)
+        write_samples(folder, samples)
+        captures = [Capture(s.esp, s.content_type, s.body) for s in samples]
+        n_events, n_distinct = _expected(captures)
+        print(f"replaying {len(captures)} webhooks ({n_events} events, "
+              f"{n_distinct} distinct) from {folder}")
+        result = asyncio.run(replay(captures, gw))
+        if result.failed:
+            raise DemoFailed(
+                f"{len(result.failed)} webhooks were refused: {result.failed[:3]}"
+            )
+
+        stats = _wait_processed(api, n_events, 120)
+        counts = httpx.get(f"{api}/v1/counts", timeout=5.0).json()
+        print(_summary(counts, stats, settings, api, gw))
+        if before == 0 and counts["total"] != n_distinct:
+            raise DemoFailed(
+                f"counted {counts['total']} distinct events, expected {n_distinct}."
+            )
+        if not once:
+            print("\nThe stack is running; Ctrl-C stops it.")
+            while all(c.proc.poll() is None for c in children):
+                time.sleep(1)
+            raise DemoFailed("a child process exited; see var/logs.")
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        for child in reversed(children):
+            child.stop()
+        broker.stop()
+    return 0

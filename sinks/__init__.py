@@ -1,0 +1,1 @@
+"""Sinks: where Mailyard's events and messages go out."""

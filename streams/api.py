@@ -1,0 +1,89 @@
+"""REST over the worker's state: live counts, health and readiness.
+
+The API runs inside the worker process (Faust starts it after table
+recovery), because the counts live in the worker's table. With several
+workers each one answers for the partitions it holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from mailyard.model import EVENT_TYPES
+from streams.app import Worker
+from streams.ledger import query_counts
+
+
+def _minute(ts: datetime | None) -> int | None:
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return int(ts.timestamp()) // 60
+
+
+def create_api(worker: Worker) -> FastAPI:
+    api = FastAPI(title="Mailyard worker API", version="0.1.0")
+
+    @api.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    def readyz() -> JSONResponse:
+        app = worker.app
+        ready = bool(app.started) and not app.rebalancing
+        body = {"ready": ready, "rebalancing": bool(app.rebalancing)}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @api.get("/v1/stats")
+    def stats() -> dict[str, int]:
+        return dataclasses.asdict(worker.stats)
+
+    @api.get("/v1/counts")
+    def counts(
+        start: datetime | None = None,
+        end: datetime | None = None,
+        esp: str | None = None,
+        type: str | None = None,  # noqa: A002 - the public parameter name
+        subaccount: str | None = None,
+        resolution: Annotated[Literal["total", "minute"], Query()] = "total",
+    ) -> dict[str, object]:
+        if type is not None and type not in EVENT_TYPES:
+            raise HTTPException(
+                422, f"type must be one of {', '.join(EVENT_TYPES)}; got {type!r}."
+            )
+        if start and end and end <= start:
+            raise HTTPException(422, "end must be after start.")
+        grouped = query_counts(
+            worker.table.items(),
+            start_minute=_minute(start),
+            end_minute=_minute(end),
+            esp=esp,
+            type_=type,
+            subaccount=subaccount,
+            by_minute=resolution == "minute",
+        )
+        rows = [_row(key, n) for key, n in sorted(grouped.items())]
+        return {"total": sum(grouped.values()), "rows": rows}
+
+    return api
+
+
+def _row(key: tuple[str, ...], n: int) -> dict[str, object]:
+    sub, esp, etype = key[:3]
+    row: dict[str, object] = {
+        "subaccount": None if sub == "-" else sub,
+        "esp": esp,
+        "type": etype,
+        "count": n,
+    }
+    if len(key) == 4:
+        minute = datetime.fromtimestamp(int(key[3]) * 60, timezone.utc)
+        row["minute"] = minute.isoformat().replace("+00:00", "Z")
+    return row
