@@ -13,11 +13,13 @@ out to be unusable is parked in the dead-letter topic, not dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import threading
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
@@ -122,8 +124,15 @@ def check_body(content_type: str, body: bytes) -> str | None:
 
 
 def create_gateway(settings: Settings, producer: RawProducer | None = None) -> FastAPI:
-    api = FastAPI(title="Mailyard ingest gateway", version="0.1.0")
     state: dict[str, RawProducer] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        yield
+        if "p" in state:
+            state["p"].close()
+
+    api = FastAPI(title="Mailyard ingest gateway", version="0.1.0", lifespan=lifespan)
     envelope = codec("raw_webhook")
     known = set(esp_names())
 
@@ -208,11 +217,6 @@ def create_gateway(settings: Settings, producer: RawProducer | None = None) -> F
                 headers={"Retry-After": "5"},
             )
         return JSONResponse({"accepted": True, "request_id": request_id})
-
-    @api.on_event("shutdown")
-    def close() -> None:
-        if "p" in state:
-            state["p"].close()
 
     return api
 

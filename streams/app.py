@@ -60,6 +60,7 @@ class Worker:
         self.settings = settings
         self.stats = Stats()
         self.archive = ParquetArchive(settings.archive_dir)
+        (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             app_id,
             broker=f"kafka://{settings.bootstrap}",
@@ -69,7 +70,7 @@ class Worker:
             web_enabled=web_enabled,
             web_bind=settings.gateway_host,
             web_port=settings.api_port,
-            topic_allow_declare=False,
+            topic_allow_declare=True,  # Faust creates its changelog topics
             topic_partitions=EVENTS.partitions,
             consumer_auto_offset_reset="earliest",
             broker_session_timeout=10,

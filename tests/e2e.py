@@ -1,0 +1,127 @@
+"""Helpers for end-to-end tests: the gateway and worker as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+
+from mailyard.topics import CATALOG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stack:
+    """A gateway and a worker process against one broker, with their own ports."""
+
+    def __init__(self, bootstrap: str, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.gateway_port = free_port()
+        self.api_port = free_port()
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "MAILYARD_KAFKA_BOOTSTRAP": bootstrap,
+            "MAILYARD_DATA_DIR": str(data_dir),
+            "MAILYARD_GATEWAY_PORT": str(self.gateway_port),
+            "MAILYARD_API_PORT": str(self.api_port),
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, name: str) -> None:
+        log = (self.data_dir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "mailyard.cli", name],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        )
+        url = self.gateway if name == "gateway" else self.api
+        self.wait_ready(name, f"{url}/readyz")
+
+    def wait_ready(self, name: str, url: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise AssertionError(f"{name} exited:\n{self.log_tail(name)}")
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"{name} not ready:\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str) -> str:
+        return (self.data_dir / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def counts(self, **params: str) -> dict[str, object]:
+        reply = httpx.get(f"{self.api}/v1/counts", params=params, timeout=10.0)
+        reply.raise_for_status()
+        body: dict[str, object] = reply.json()
+        return body
+
+
+def wait_until(predicate, timeout: float = 60.0, every: float = 0.5) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def read_topic(bootstrap: str, topic: str, *, timeout: float = 5.0) -> list[tuple[bytes | None, bytes]]:
+    """Every record currently on ``topic``, read from the start."""
+    spec = next(s for s in CATALOG if s.name == topic)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-reader",
+                         "enable.auto.commit": False})
+    ends = {}
+    for p in range(spec.partitions):
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+        ends[p] = high
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(spec.partitions)])
+    out: list[tuple[bytes | None, bytes]] = []
+    done = {p for p, high in ends.items() if high == 0}
+    deadline = time.monotonic() + timeout
+    while len(done) < len(ends) and time.monotonic() < deadline:
+        for msg in consumer.consume(10000, timeout=0.5):
+            if msg.error():
+                continue
+            out.append((msg.key(), msg.value()))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+    consumer.close()
+    return out
