@@ -19,6 +19,14 @@ KAFKA_CACHE = REPO_ROOT / ".cache" / "kafka"
 # --- Kafka ------------------------------------------------------------------
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Any test that needs the broker is a kafka test, marked or not, so
+    # `-m "not kafka"` reliably runs without Java.
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
 @pytest.fixture(scope="session")
 def kafka_cache_dir() -> Path:
     """Where the broker jars are cached, for tests that run their own broker."""
