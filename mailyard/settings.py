@@ -34,6 +34,7 @@ class Settings:
     produce_timeout_s: float = 10.0
     archive_batch_events: int = 5000
     archive_flush_s: float = 5.0
+    worker_stages: tuple[str, ...] = ("normalize", "ledger")
 
     @property
     def archive_dir(self) -> Path:
@@ -54,6 +55,16 @@ class Settings:
                 env, "MAILYARD_ARCHIVE_BATCH_EVENTS", d.archive_batch_events
             ),
         )
+        stages = env.get("MAILYARD_WORKER_STAGES")
+        if stages:
+            chosen = tuple(x.strip() for x in stages.split(",") if x.strip())
+            unknown = set(chosen) - set(d.worker_stages)
+            if unknown:
+                raise ConfigError(
+                    f"MAILYARD_WORKER_STAGES names unknown stages {sorted(unknown)}; "
+                    f"known: {', '.join(d.worker_stages)}."
+                )
+            settings = dataclasses.replace(settings, worker_stages=chosen)
         if settings.max_body_bytes <= 0:
             raise ConfigError("MAILYARD_MAX_BODY_BYTES must be positive.")
         return settings

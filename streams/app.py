@@ -84,8 +84,10 @@ class Worker:
             "ledger", default=None, partitions=EVENTS.partitions
         )
         self._producer: BatchProducer | None = None
-        self.app.agent(self.raw_topic, name="normalize")(self._normalize_agent)
-        self.app.agent(self.events_topic, name="ledger")(self._ledger_agent)
+        if "normalize" in settings.worker_stages:
+            self.app.agent(self.raw_topic, name="normalize")(self._normalize_agent)
+        if "ledger" in settings.worker_stages:
+            self.app.agent(self.events_topic, name="ledger")(self._ledger_agent)
 
     def _topic(self, name: str, partitions: int) -> faust.TopicT:
         return self.app.topic(

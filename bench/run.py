@@ -1,0 +1,259 @@
+"""Mailyard benchmarks: one ``name: value`` line per figure.
+
+Run ``python bench/run.py`` (``--quick`` for a smaller run). Each figure
+comes with the baseline it is compared to, measured in the same process on
+the same inputs:
+
+* normalization in process, against a bare ``json.loads`` of the bodies;
+* the worker's normalize stage through Kafka, against a bare
+  confluent-kafka consume-transform-produce loop over the same records;
+* the gateway accepting SendGrid batches of 100 events;
+* the Rule Engine's decisions, against the same rules as plain Python.
+
+It starts its own Kafka broker on free loopback ports, in a temporary
+folder, and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from connectors.registry import normalize  # noqa: E402
+from connectors.samples import generate  # noqa: E402
+from mailyard.admin import apply_catalog, create_topics  # noqa: E402
+from mailyard.codec import codec  # noqa: E402
+from mailyard.kafka_local import LocalKafka, free_port_pair  # noqa: E402
+from mailyard.topics import EVENTS, RAW_WEBHOOKS, TopicSpec  # noqa: E402
+from streams.normalize import transform  # noqa: E402
+from streams.producer import producer_config  # noqa: E402
+from tests.e2e import free_port  # noqa: E402
+
+BARE_TOPIC = TopicSpec("bench.bare.events", EVENTS.partitions)
+
+
+def emit(name: str, value: float, fmt: str = "{:.0f}") -> None:
+    print(f"{name}: {fmt.format(value)}", flush=True)
+
+
+def _bare_parse(sample: object) -> object:
+    body, ctype = sample.body, sample.content_type  # type: ignore[attr-defined]
+    if "json" in ctype or "text/plain" in ctype:
+        return json.loads(body)
+    return parse_qsl(body.decode())
+
+
+def bench_normalize(samples: list) -> int:  # type: ignore[type-arg]
+    n_events = sum(len(normalize(s.esp, s.body, s.content_type)) for s in samples)
+    best, base = 0.0, 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for s in samples:
+            normalize(s.esp, s.body, s.content_type)
+        best = max(best, n_events / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        for s in samples:
+            _bare_parse(s)
+        base = max(base, n_events / (time.perf_counter() - t0))
+    emit("normalize_events_per_s", best)
+    emit("bare_json_parse_events_per_s", base)
+    emit("normalize_ratio_vs_bare_parse", best / base, "{:.3f}")
+    return n_events
+
+
+def produce_raw(bootstrap: str, samples: list) -> None:  # type: ignore[type-arg]
+    envelope = codec("raw_webhook")
+    producer = Producer(producer_config(bootstrap))
+    now = datetime.now(timezone.utc)
+    for i, s in enumerate(tqdm(samples, desc="raw records", unit="rec", leave=False)):
+        value = envelope.encode({
+            "request_id": f"bench-{i}", "esp": s.esp, "subaccount": None,
+            "received_at": now, "content_type": s.content_type, "headers": {},
+            "body": s.body,
+        })
+        while True:
+            try:
+                producer.produce(RAW_WEBHOOKS.name, value, f"bench-{i}".encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+
+
+def bench_bare_loop(bootstrap: str, n_raw: int) -> float:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-bare",
+                         "enable.auto.commit": False, "fetch.min.bytes": 1})
+    consumer.assign([TopicPartition(RAW_WEBHOOKS.name, p, 0)
+                     for p in range(RAW_WEBHOOKS.partitions)])
+    producer = Producer(producer_config(bootstrap))
+    consumed = produced = 0
+    t0 = time.perf_counter()
+    while consumed < n_raw:
+        for msg in consumer.consume(500, timeout=1.0):
+            consumed += 1
+            out = transform(msg.value(), msg.topic(), msg.partition(), msg.offset())
+            for key, value in out.events:
+                while True:
+                    try:
+                        producer.produce(BARE_TOPIC.name, value, key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                produced += 1
+        producer.poll(0)
+        consumer.commit(asynchronous=True)
+    producer.flush(60)
+    elapsed = time.perf_counter() - t0
+    consumer.close()
+    return produced / elapsed
+
+
+def _events_on_topic(bootstrap: str, consumer: Consumer) -> int:
+    total = 0
+    for p in range(EVENTS.partitions):
+        _, high = consumer.get_watermark_offsets(TopicPartition(EVENTS.name, p), timeout=5)
+        total += high
+    return total
+
+
+def bench_worker(bootstrap: str, data_dir: Path, n_events: int) -> tuple[float, int]:
+    api_port = free_port()
+    env = {**os.environ, "MAILYARD_KAFKA_BOOTSTRAP": bootstrap,
+           "MAILYARD_DATA_DIR": str(data_dir), "MAILYARD_API_PORT": str(api_port),
+           "MAILYARD_WORKER_STAGES": "normalize"}
+    log = (data_dir / "worker.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "mailyard.cli", "worker"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watch"})
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"worker exited; see {data_dir / 'worker.log'}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        while _events_on_topic(bootstrap, watcher) < n_events:
+            time.sleep(0.05)
+        rate = n_events / (time.perf_counter() - t0)
+        rss = _peak_rss_kib(proc.pid)
+    finally:
+        watcher.close()
+        proc.terminate()
+        proc.wait(30)
+    return rate, rss
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _sendgrid_batch(i: int) -> bytes:
+    events = [
+        {"email": f"user{i}-{j}@gmail.com", "timestamp": 1764720000 + j,
+         "event": "delivered", "sg_event_id": f"ev-{i}-{j}",
+         "sg_message_id": f"msg{i}.{j}.filter", "response": "250 2.0.0 OK"}
+        for j in range(100)
+    ]
+    return b"".join(json.dumps(e).encode() + b"\r\n" for e in events).join([b"[", b"]"])
+
+
+def bench_gateway(bootstrap: str, data_dir: Path, requests: int) -> float:
+    port = free_port()
+    env = {**os.environ, "MAILYARD_KAFKA_BOOTSTRAP": bootstrap,
+           "MAILYARD_DATA_DIR": str(data_dir), "MAILYARD_GATEWAY_PORT": str(port)}
+    log = (data_dir / "gateway.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "mailyard.cli", "gateway"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    bodies = [_sendgrid_batch(i) for i in range(requests)]
+    url = f"http://127.0.0.1:{port}/webhooks/sendgrid"
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        elapsed = asyncio.run(_post_all(url, bodies))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return requests * 100 / elapsed
+
+
+async def _post_all(url: str, bodies: list[bytes], concurrency: int = 32) -> float:
+    queue = list(reversed(bodies))
+    headers = {"content-type": "application/json"}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while queue:
+            reply = await client.post(url, content=queue.pop(), headers=headers)
+            if reply.status_code != 200:
+                raise SystemExit(f"gateway answered {reply.status_code}: {reply.text}")
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    args = parser.parse_args()
+    n = 40_000 if args.quick else 200_000
+
+    print(f"# generating sample traffic ({n} events)", file=sys.stderr)
+    samples = generate(seed=1, n_events=n)
+    n_events = bench_normalize(samples)
+
+    with tempfile.TemporaryDirectory(prefix="mailyard-bench-") as tmp:
+        data_dir = Path(tmp)
+        port, cport = free_port_pair(39092)
+        with LocalKafka(data_dir / "kafka", port, cport) as broker:
+            apply_catalog(broker.bootstrap)
+            create_topics(broker.bootstrap, [BARE_TOPIC])
+            produce_raw(broker.bootstrap, samples)
+
+            bare = bench_bare_loop(broker.bootstrap, len(samples))
+            worker, rss = bench_worker(broker.bootstrap, data_dir, n_events)
+            emit("worker_normalize_events_per_s", worker)
+            emit("bare_confluent_loop_events_per_s", bare)
+            emit("worker_ratio_vs_bare_loop", worker / bare, "{:.3f}")
+            emit("worker_peak_rss_mib", rss / 1024, "{:.1f}")
+
+            gateway = bench_gateway(broker.bootstrap, data_dir, 300 if args.quick else 1000)
+            emit("gateway_events_per_s_batches_of_100", gateway)
+
+    try:
+        from bench.bench_rules import run as run_rules
+    except ImportError:
+        return
+    for name, value in run_rules().items():
+        emit(name, value, "{:.3f}" if "ratio" in name else "{:.0f}")
+
+
+if __name__ == "__main__":
+    main()
