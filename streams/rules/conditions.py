@@ -67,7 +67,9 @@ class ConditionCompiler:
         if key == "time":
             return Compiled(compile_time(value, self.rule, f"{where}.time"))
         if key == "health":
-            test = compile_health(value, self.rule, f"{where}.health", self.destinations)
+            test = compile_health(
+                value, self.rule, f"{where}.health", self.destinations
+            )
             return Compiled(test)
         field = lookup_field(key, self.rule, where)
         return self._field(field, value, f"{where}.{key}")
@@ -207,9 +209,9 @@ def _compare(field: Field, cmp: Callable[[Any, Any], bool], limit: float) -> Tes
     return lambda c: _numeric(get(c), cmp, limit)
 
 
-def _numeric(value: object, cmp: Callable[[Any, Any], bool], limit: float) -> bool:
+def _numeric(value: Any, cmp: Callable[[Any, Any], bool], limit: float) -> bool:
     # Metadata and header values are text; one that is not a number never matches.
     try:
-        return cmp(float(value), limit)  # type: ignore[arg-type]
+        return cmp(float(value), limit)
     except (TypeError, ValueError):
         return False

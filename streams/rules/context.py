@@ -23,18 +23,18 @@ class Context:
     """Per-decision facts; ``hour`` and ``weekday`` are UTC."""
 
     __slots__ = (
-        "message",
-        "recipient",
-        "domain",
-        "provider",
-        "tags",
-        "metadata",
-        "health",
-        "added_tags",
-        "added_metadata",
-        "throttle",
         "_clock",
         "_now",
+        "added_metadata",
+        "added_tags",
+        "domain",
+        "health",
+        "message",
+        "metadata",
+        "provider",
+        "recipient",
+        "tags",
+        "throttle",
     )
 
     def __init__(
@@ -48,8 +48,8 @@ class Context:
         self.message = message
         self.recipient = recipient
         self.domain = domain
-        self.provider = None if domain is None else DOMAIN_TO_PROVIDER.get(
-            domain, "other"
+        self.provider = (
+            None if domain is None else DOMAIN_TO_PROVIDER.get(domain, "other")
         )
         self.tags: list[str] = message.tags
         self.metadata: dict[str, str] = message.metadata

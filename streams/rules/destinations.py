@@ -66,8 +66,9 @@ def parse_rate(value: object, rule: str | None, field: str) -> float:
         match = _RATE.fullmatch(value)
         if match is None:
             raise RuleValidationError(
-                rule, field, f"must be a number per second or 'N/s', 'N/min', "
-                f"'N/h', got {value!r}."
+                rule,
+                field,
+                f"must be a number per second or 'N/s', 'N/min', 'N/h', got {value!r}.",
             )
         rate = float(match[1]) / _PER_SECONDS[match[2]]
     else:
@@ -142,8 +143,7 @@ def _parse_credentials(value: object, where: str) -> str | None:
         raise RuleValidationError(
             None,
             f"{where}.credentials.env",
-            f"must be an environment variable name like SENDGRID_API_KEY, "
-            f"got {env!r}.",
+            f"must be an environment variable name like SENDGRID_API_KEY, got {env!r}.",
         )
     return env
 

@@ -132,7 +132,7 @@ class WindowedHealth:
         if slot <= int(self._clock() // self.bucket) - self._buckets:
             return
 
-        keys = [(destination, None)]
+        keys: list[tuple[str, str | None]] = [(destination, None)]
         if provider is not None:
             keys.append((destination, provider))
         for key in keys:

@@ -60,7 +60,9 @@ def compile_health(
     """A test reading ``ctx.health`` for one destination."""
     spec = expect_mapping(spec, rule, where)
     reject_unknown_keys(spec, rule, where, _KEYS)
-    dest = check_destination(spec.get("destination"), rule, f"{where}.destination", destinations)
+    dest = check_destination(
+        spec.get("destination"), rule, f"{where}.destination", destinations
+    )
     floor = check_min_volume(spec.get("min_volume"), rule, f"{where}.min_volume")
     by_provider = spec.get("by_provider", False) is True
     checks = [_metric(spec[m], m, rule, f"{where}.{m}") for m in METRICS if m in spec]
@@ -78,12 +80,16 @@ def compile_health(
     return test
 
 
-def _metric(value: object, metric: str, rule: str, where: str) -> tuple[str, Any, float]:
+def _metric(
+    value: object, metric: str, rule: str, where: str
+) -> tuple[str, Any, float]:
     spec = expect_mapping(value, rule, where)
     op = single_key(spec, rule, where, list(_COMPARE))
     limit = spec[op]
-    if isinstance(limit, bool) or not isinstance(limit, int | float) or not (
-        0 <= limit <= 1
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int | float)
+        or not (0 <= limit <= 1)
     ):
         raise RuleValidationError(
             rule, f"{where}.{op}", f"must be a rate between 0 and 1, got {limit!r}."
