@@ -180,3 +180,30 @@ def test_guard_index_keeps_rule_order_across_fields() -> None:
     assert (
         engine.decide(make_message(subaccount="x", stream="y"), "a@me.com").rule is None
     )
+
+
+def test_rules_skipped_by_presence_still_match_after_annotate_adds_the_key() -> None:
+    engine = make_engine(
+        rule("late", {"route": "vip"}, {"metadata.tier": {"equals": "gold"}}),
+        rule("mark", {"annotate": {"metadata": {"tier": "gold"}}}, SHOP),
+        rule("after", {"route": "third"}, {"metadata.tier": {"exists": True}}),
+    )
+    decision = engine.decide(make_message(), "jane@gmail.com")
+
+    assert (decision.rule, decision.destination) == ("after", "third")
+
+
+def test_header_and_tag_guards_pick_the_right_rule_per_message() -> None:
+    engine = make_engine(
+        rule("gold", {"route": "vip"}, {"headers.X-Tier": {"regex": "^gold"}}),
+        rule(
+            "tagged",
+            {"route": "backup"},
+            {"any": [{"tags": {"equals": "a"}}, {"tags": {"in": ["b", "c"]}}]},
+        ),
+    )
+    gold = make_message(headers={"x-tier": "gold-plus"})
+
+    assert engine.decide(gold, "j@gmail.com").rule == "gold"
+    assert engine.decide(make_message(tags=["c"]), "j@gmail.com").rule == "tagged"
+    assert engine.decide(make_message(), "j@gmail.com").rule is None

@@ -35,10 +35,15 @@ OPERATORS = ["equals", "in", "regex", "exists", *_COMPARE]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Compiled:
-    """A compiled condition; ``guard`` says "can only match if path in set"."""
+    """A compiled condition and the guards any match must satisfy.
+
+    A guard ``(path, values)`` reads "only matches if the Context attribute
+    at ``path`` is in ``values``"; paths starting with ``#`` mean "only if
+    one of ``values`` is among the tags / metadata keys / header names".
+    """
 
     test: Test
-    guard: Guard | None = None
+    guards: tuple[Guard, ...] = ()
 
 
 def always(ctx: Context) -> bool:
@@ -79,9 +84,9 @@ class ConditionCompiler:
         parts = [self.compile(item, f"{where}[{i}]") for i, item in enumerate(items)]
         tests = tuple(p.test for p in parts)
         if kind == "all":
-            guard = next((p.guard for p in parts if p.guard is not None), None)
-            return Compiled(_all_of(tests), guard)
-        return Compiled(_any_of(tests), _union_guard([p.guard for p in parts]))
+            guards = tuple(g for p in parts for g in p.guards)
+            return Compiled(_all_of(tests), guards)
+        return Compiled(_any_of(tests), _union_guard([p.guards for p in parts]))
 
     def _field(self, field: Field, value: object, where: str) -> Compiled:
         spec = expect_mapping(value, self.rule, where)
@@ -93,11 +98,14 @@ class ConditionCompiler:
                 raise RuleValidationError(
                     self.rule, where, f"must be true or false, got {operand!r}."
                 )
-            return Compiled(_exists(field, operand))
+            present = () if field.presence is None or not operand else (field.presence,)
+            return Compiled(_exists(field, operand), present)
+        present = () if field.presence is None else (field.presence,)
         if op == "regex":
-            return Compiled(_regex(field, self._pattern(operand, where)))
+            return Compiled(_regex(field, self._pattern(operand, where)), present)
         if op in _COMPARE:
-            return Compiled(_compare(field, _COMPARE[op], self._number(operand, where)))
+            test = _compare(field, _COMPARE[op], self._number(operand, where))
+            return Compiled(test, present)
         values = [operand] if op == "equals" else expect_list(operand, self.rule, where)
         allowed = frozenset(self._scalar(field, v, where) for v in values)
         return self._membership(field, allowed)
@@ -105,8 +113,13 @@ class ConditionCompiler:
     def _membership(self, field: Field, allowed: frozenset[Any]) -> Compiled:
         get = field.get
         if field.kind == "list":
-            return Compiled(lambda c: not allowed.isdisjoint(get(c)))
-        guard = None if field.guard_path is None else (field.guard_path, allowed)
+            tags_guard = (("#tags", allowed),)
+            return Compiled(lambda c: not allowed.isdisjoint(get(c)), tags_guard)
+        guard: tuple[Guard, ...] = ()
+        if field.guard_path is not None:
+            guard = ((field.guard_path, allowed),)
+        elif field.presence is not None:
+            guard = (field.presence,)
         if len(allowed) == 1:
             (only,) = allowed
             return Compiled(lambda c: get(c) == only, guard)
@@ -171,14 +184,15 @@ def _any_of(tests: tuple[Test, ...]) -> Test:
     return lambda c: any(t(c) for t in tests)
 
 
-def _union_guard(guards: list[Guard | None]) -> Guard | None:
+def _union_guard(branches: list[tuple[Guard, ...]]) -> tuple[Guard, ...]:
     # Every branch must constrain the same field, or the rule can match anyway.
-    if not guards or any(g is None for g in guards):
-        return None
-    paths = {g[0] for g in guards if g is not None}
+    if any(len(guards) != 1 for guards in branches):
+        return ()
+    paths = {guards[0][0] for guards in branches}
     if len(paths) != 1:
-        return None
-    return (paths.pop(), frozenset().union(*(g[1] for g in guards if g is not None)))
+        return ()
+    values = frozenset().union(*(guards[0][1] for guards in branches))
+    return ((paths.pop(), values),)
 
 
 def _exists(field: Field, wanted: bool) -> Test:

@@ -4,7 +4,8 @@ Scalar fields hold one value (or ``None``); ``tags`` is a list and its
 operators are true when any tag satisfies them. ``metadata.<key>`` and
 ``headers.<name>`` read one entry; header names ignore case. Fields marked
 as guards are cheap, never changed by rules, and let the engine skip rules
-that cannot match (see :mod:`streams.rules.plan`).
+that cannot match (see :mod:`streams.rules.plan`); so do the presence of a
+tag, a metadata key or a header.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Field:
     get: Getter
     # Path on the Context for fields the engine can index rules by.
     guard_path: str | None = None
+    # For metadata and header fields: matching needs this entry present.
+    presence: tuple[str, frozenset[str]] | None = None
 
 
 def _attr(name: str, kind: FieldKind, path: str, *, guard: bool = False) -> Field:
@@ -66,9 +69,11 @@ def lookup_field(name: str, rule: str, where: str) -> Field:
         return _FIELDS[name]
     prefix, _, key = name.partition(".")
     if key and prefix == "metadata":
-        return Field(name, "str", _metadata_getter(key))
+        presence = ("#metadata", frozenset([key]))
+        return Field(name, "str", _metadata_getter(key), presence=presence)
     if key and prefix == "headers":
-        return Field(name, "str", _header_getter(key.lower()))
+        presence = ("#headers", frozenset([key.lower()]))
+        return Field(name, "str", _header_getter(key.lower()), presence=presence)
     raise RuleValidationError(
         rule,
         where,
