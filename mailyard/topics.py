@@ -44,7 +44,42 @@ DEAD_LETTERS = TopicSpec(
     doc="Records a stage could not process, with the reason (DeadLetter).",
 )
 
-CATALOG: tuple[TopicSpec, ...] = (RAW_WEBHOOKS, EVENTS, DEAD_LETTERS)
+SUBMITTED = TopicSpec(
+    "mailyard.messages.submitted", 4, 7 * DAY_MS,
+    doc="Messages senders submitted (SubmittedMessage), keyed by message_id.",
+)
+REROUTE = TopicSpec(
+    "mailyard.messages.reroute", 4, 7 * DAY_MS,
+    doc="Deliveries due for another attempt, routed again (Dispatch).",
+)
+DECISIONS = TopicSpec(
+    "mailyard.decisions", 4, 30 * DAY_MS,
+    doc="Every routing decision (RoutingDecision), keyed by message_id.",
+)
+DISPATCH = TopicSpec(
+    "mailyard.dispatch", 4, 7 * DAY_MS,
+    doc="One delivery to one recipient through one destination (Dispatch).",
+)
+RULES = TopicSpec(
+    "mailyard.rules", 1, None, compacted=True,
+    doc="Every rule set version, keyed by version; the highest is current.",
+)
+SUPPRESSIONS = TopicSpec(
+    "mailyard.suppressions", 4, None, compacted=True,
+    doc="Suppression list entries keyed by subaccount|address; null removes.",
+)
+# Delayed retries: a record waits in the tier whose delay covers its backoff;
+# every record in a tier waits the same time, so due times stay in order.
+RETRY_TIERS_S: tuple[int, ...] = (10, 60, 600, 3600)
+RETRIES: tuple[TopicSpec, ...] = tuple(
+    TopicSpec(f"mailyard.dispatch.retry.{s}s", 4, 7 * DAY_MS, doc="Delayed retries.")
+    for s in RETRY_TIERS_S
+)
+
+CATALOG: tuple[TopicSpec, ...] = (
+    RAW_WEBHOOKS, EVENTS, DEAD_LETTERS,
+    SUBMITTED, REROUTE, DECISIONS, DISPATCH, RULES, SUPPRESSIONS, *RETRIES,
+)
 
 
 def by_name(name: str) -> TopicSpec:
