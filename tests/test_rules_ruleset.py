@@ -145,5 +145,6 @@ def test_avro_schemas_have_a_field_for_every_dataclass_field() -> None:
     message_fields = {f["name"] for f in load_schema("submitted_message")["fields"]}
     decision_fields = {f["name"] for f in load_schema("routing_decision")["fields"]}
 
-    assert message_fields == set(make_message().to_record())
+    # The schema also carries the content (text, html, raw MIME) routing ignores.
+    assert set(make_message().to_record()) <= message_fields
     assert decision_fields == set(Decision("m", "r", None, 1, "hold", None).to_dict())

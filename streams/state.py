@@ -1,0 +1,147 @@
+"""State every worker keeps whole: rule versions, suppressions, health, status.
+
+Each store is fed by a :class:`streams.broadcast.Broadcast` reader over all
+partitions of its topic, so every worker holds the same view whichever
+partitions its consumer group gave it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from mailyard.codec import codec
+from mailyard.model import EmailEvent
+from streams.normalize import decode_event
+from streams.rules import RuleSet, WindowedHealth
+
+log = logging.getLogger(__name__)
+
+DESTINATION_KEY = "mailyard_destination"
+ERROR_KEY = "mailyard_error"
+
+
+class RulesStore:
+    """Every rule set version from the compacted rules topic; the highest is current."""
+
+    def __init__(self, on_change: Callable[[RuleSet], None]) -> None:
+        self.versions: dict[int, dict[str, Any]] = {}
+        self.current: RuleSet | None = None
+        self._on_change = on_change
+
+    def on_record(self, record: ConsumerRecord) -> None:
+        data = json.loads(record.value)
+        ruleset = RuleSet.from_dict(data)
+        self.versions[ruleset.version] = data
+        if self.current is None or ruleset.version > self.current.version:
+            self.current = ruleset
+            log.info("rule set version %s is current (%s)", ruleset.version, ruleset.reason)
+            self._on_change(ruleset)
+
+    @property
+    def next_version(self) -> int:
+        return max(self.versions, default=0) + 1
+
+
+def suppression_key(subaccount: str | None, address: str) -> str:
+    return f"{subaccount or '-'}|{address.strip().lower()}"
+
+
+class SuppressionList:
+    """Addresses not to send to, per subaccount, from the compacted topic."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def on_record(self, record: ConsumerRecord) -> None:
+        key = record.key.decode()
+        if record.value is None:
+            self.entries.pop(key, None)
+        else:
+            self.entries[key] = json.loads(record.value)
+
+    def get(self, subaccount: str | None, address: str) -> dict[str, Any] | None:
+        return self.entries.get(suppression_key(subaccount, address))
+
+    def for_subaccount(self, subaccount: str) -> list[dict[str, Any]]:
+        prefix = f"{subaccount}|"
+        return [
+            {"address": k.split("|", 1)[1], **v}
+            for k, v in sorted(self.entries.items())
+            if k.startswith(prefix)
+        ]
+
+
+# What a dispatch outcome (esp_event "dispatch:<outcome>") means for health:
+# a relay's acceptance is a success, a refused request is a provider error.
+_DISPATCH_HEALTH = {
+    "accepted": "delivered",
+    "deferred": "deferred",
+    "bounced": "bounced",
+    "failed": "error",
+}
+_WEBHOOK_HEALTH = {
+    "delivered": "delivered",
+    "deferred": "deferred",
+    "bounced": "bounced",
+    "complained": "complained",
+}
+
+
+def health_outcome(event: EmailEvent) -> str | None:
+    if event.esp_event.startswith("dispatch:"):
+        if event.metadata.get(ERROR_KEY) == "1":
+            return "error"
+        return _DISPATCH_HEALTH.get(event.esp_event[len("dispatch:"):])
+    return _WEBHOOK_HEALTH.get(event.type)
+
+
+class HealthFeed:
+    """Destination health from the event stream (dispatch results and webhooks)."""
+
+    def __init__(self, health: WindowedHealth) -> None:
+        self.health = health
+
+    def on_record(self, record: ConsumerRecord) -> None:
+        event = decode_event(record.value)
+        destination = event.metadata.get(DESTINATION_KEY)
+        outcome = health_outcome(event)
+        if destination and outcome:
+            self.health.record(destination, event.mailbox_provider, outcome, event.timestamp)
+
+
+class MessageIndex:
+    """Recent messages' decisions and events, for ``GET /v1/messages/{id}``.
+
+    Bounded: the oldest messages are forgotten past ``capacity``.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, dict[str, list[dict[str, Any]]]] = OrderedDict()
+        self._decision = codec("routing_decision")
+
+    def _entry(self, message_id: str) -> dict[str, list[dict[str, Any]]]:
+        entry = self._items.get(message_id)
+        if entry is None:
+            entry = self._items[message_id] = {"decisions": [], "events": []}
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return entry
+
+    def on_decision(self, record: ConsumerRecord) -> None:
+        decision = self._decision.decode(record.value)
+        self._entry(decision["message_id"])["decisions"].append(decision)
+
+    def on_event(self, record: ConsumerRecord) -> None:
+        event = decode_event(record.value)
+        if event.message_id:
+            self._entry(event.message_id)["events"].append(event.to_json_dict())
+
+    def get(self, message_id: str) -> dict[str, list[dict[str, Any]]] | None:
+        return self._items.get(message_id)
