@@ -35,18 +35,18 @@ def create_api(worker: Worker) -> FastAPI:
         return {"status": "ok"}
 
     @api.get("/readyz")
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
         app = worker.app
         ready = bool(app.started) and not app.rebalancing
         body = {"ready": ready, "rebalancing": bool(app.rebalancing)}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @api.get("/v1/stats")
-    def stats() -> dict[str, int]:
+    async def stats() -> dict[str, int]:
         return dataclasses.asdict(worker.stats)
 
     @api.get("/v1/counts")
-    def counts(
+    async def counts(
         start: datetime | None = None,
         end: datetime | None = None,
         esp: str | None = None,

@@ -121,7 +121,7 @@ def test_unparseable_webhook_is_dead_lettered_and_the_worker_carries_on(stack: S
 
 def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(stack: Stack) -> None:
     stack.kill("worker")
-    captures = _captures(seed=14, n_events=30000, subaccount="e2e-crash", dup_share=0.1)
+    captures = _captures(seed=14, n_events=15000, subaccount="e2e-crash", dup_share=0.1)
     expected = _distinct_ids(captures)
     _post(stack, captures)
 
