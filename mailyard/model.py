@@ -77,13 +77,23 @@ class EmailEvent:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The event as plain JSON types, timestamps as ISO 8601 with ``Z``."""
-        out = dataclasses.asdict(self)
+        out = self.to_record()
         out["timestamp"] = iso_utc(self.timestamp)
         return out
 
     def to_record(self) -> dict[str, Any]:
-        """The event as the dict fastavro writes with ``email_event.avsc``."""
-        out = dataclasses.asdict(self)
+        """The event as the dict fastavro writes with ``email_event.avsc``.
+
+        Built field by field: ``dataclasses.asdict`` deep-copies every value
+        and was half the cost of the normalize stage.
+        """
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
+        out["tags"] = list(self.tags)
+        out["metadata"] = dict(self.metadata)
+        raw = self.raw
+        if raw is not None:
+            out["raw"] = {"topic": raw.topic, "partition": raw.partition,
+                          "offset": raw.offset}
         return out
 
     @classmethod
@@ -98,6 +108,9 @@ class EmailEvent:
         if isinstance(ts, datetime) and ts.tzinfo is None:
             kwargs["timestamp"] = ts.replace(tzinfo=timezone.utc)
         return cls(**kwargs)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(EmailEvent))
 
 
 def iso_utc(ts: datetime | None) -> str | None:

@@ -120,7 +120,7 @@ def test_destination_with_inline_secret_is_refused() -> None:
     with pytest.raises(RuleValidationError) as caught:
         RuleSet.from_dict({**data, "rules": [rule("r", {"hold": True})]})
 
-    assert caught.value.field == "destinations.leaky.credentials"
+    assert caught.value.field == "destinations.leaky.credentials.api_key"
     assert "key-123" not in str(caught.value)
 
 

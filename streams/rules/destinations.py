@@ -30,6 +30,11 @@ _RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)
 _PER_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
 _PER_SECONDS |= {"h": 3600, "hour": 3600}
 _KEYS = {"name", "kind", "provider", "credentials", "limits", "host", "port"}
+# Handed to the sink as they are (sinks.registry and sinks.smtp_relay check them).
+_SINK_OPTIONS = {
+    "base_url", "region", "domain", "message_stream", "configuration_set",
+    "timeout_s", "max_concurrency", "starttls", "max_connections", "helo_name",
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +48,21 @@ class Destination:
     max_rate: float | None = None
     host: str | None = None
     port: int | None = None
+    # Each secret the sink needs, by the environment variable holding it.
+    credentials: dict[str, str] = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def sink_config(self) -> dict[str, Any]:
+        """The config ``sinks.registry.build_esp_sink`` and the SMTP relay take."""
+        out = {**self.options, "name": self.name, "kind": self.kind}
+        if self.provider is not None:
+            out["provider"] = self.provider
+        if self.host is not None:
+            out["host"] = self.host
+        if self.port is not None:
+            out["port"] = self.port
+        out["credentials"] = dict(self.credentials)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The destination in the rule file's own shape."""
@@ -57,6 +77,9 @@ class Destination:
             out["host"] = self.host
         if self.port is not None:
             out["port"] = self.port
+        if self.credentials and self.credentials_env is None:
+            out["credentials"] = dict(self.credentials)
+        out.update(self.options)
         return out
 
 
@@ -83,7 +106,7 @@ def parse_destination(spec: object, where: str) -> Destination:
     spec = expect_mapping(spec, None, where)
     name = expect_str(spec.get("name"), None, f"{where}.name")
     where = f"destinations.{name}"
-    reject_unknown_keys(spec, None, where, _KEYS)
+    reject_unknown_keys(spec, None, where, _KEYS | _SINK_OPTIONS)
 
     kind = spec.get("kind")
     if kind not in KINDS:
@@ -100,14 +123,17 @@ def parse_destination(spec: object, where: str) -> Destination:
             None, f"{where}.port", f"must be a TCP port number, got {port!r}."
         )
 
+    credentials = _parse_credentials(spec.get("credentials"), where)
     return Destination(
         name=name,
         kind=kind,
         provider=provider,
-        credentials_env=_parse_credentials(spec.get("credentials"), where),
+        credentials_env=credentials.get("env"),
         max_rate=_parse_limits(spec.get("limits"), where),
         host=host,
         port=port,
+        credentials=credentials,
+        options={k: v for k, v in spec.items() if k in _SINK_OPTIONS},
     )
 
 
@@ -127,25 +153,21 @@ def _parse_provider(spec: dict[str, Any], kind: str, where: str) -> Any:
     return provider
 
 
-def _parse_credentials(value: object, where: str) -> str | None:
+def _parse_credentials(value: object, where: str) -> dict[str, str]:
+    """``{env: NAME}``, or each secret by name: ``{api_key: SENDGRID_API_KEY}``."""
     if value is None:
-        return None
+        return {}
     creds = expect_mapping(value, None, f"{where}.credentials")
-    if set(creds) != {"env"}:
-        raise RuleValidationError(
-            None,
-            f"{where}.credentials",
-            f"may only name an environment variable as {{env: NAME}}, got keys "
-            f"{sorted(creds)}; keep the secret itself out of the rule file.",
-        )
-    env = creds["env"]
-    if not isinstance(env, str) or not _ENV_NAME.fullmatch(env):
-        raise RuleValidationError(
-            None,
-            f"{where}.credentials.env",
-            f"must be an environment variable name like SENDGRID_API_KEY, got {env!r}.",
-        )
-    return env
+    for key, env in creds.items():
+        if not isinstance(env, str) or not _ENV_NAME.fullmatch(env):
+            raise RuleValidationError(
+                None,
+                f"{where}.credentials.{key}",
+                "must name an environment variable like SENDGRID_API_KEY (the "
+                "value given is not one, and is not repeated here in case it is "
+                "a secret); keep secrets out of the rule file.",
+            )
+    return dict(creds)
 
 
 def _parse_limits(value: object, where: str) -> float | None:
