@@ -34,7 +34,14 @@ class Settings:
     produce_timeout_s: float = 10.0
     archive_batch_events: int = 5000
     archive_flush_s: float = 5.0
-    worker_stages: tuple[str, ...] = ("normalize", "ledger")
+    worker_stages: tuple[str, ...] = ("normalize", "ledger", "route", "dispatch")
+    rules_file: Path | None = None
+    health_window_s: int = 60
+    health_bucket_s: int = 10
+    retry_base_s: int = 30
+    retry_max_age_s: int = 72 * 3600
+    smtp_port: int = 2525
+    max_message_bytes: int = 10 * 1024 * 1024
 
     @property
     def archive_dir(self) -> Path:
@@ -54,6 +61,18 @@ class Settings:
             archive_batch_events=_int(
                 env, "MAILYARD_ARCHIVE_BATCH_EVENTS", d.archive_batch_events
             ),
+            smtp_port=_int(env, "MAILYARD_SMTP_PORT", d.smtp_port),
+            max_message_bytes=_int(
+                env, "MAILYARD_MAX_MESSAGE_BYTES", d.max_message_bytes
+            ),
+        )
+        settings = dataclasses.replace(
+            settings,
+            rules_file=Path(env["MAILYARD_RULES"]) if env.get("MAILYARD_RULES") else None,
+            health_window_s=_int(env, "MAILYARD_HEALTH_WINDOW_S", d.health_window_s),
+            health_bucket_s=_int(env, "MAILYARD_HEALTH_BUCKET_S", d.health_bucket_s),
+            retry_base_s=_int(env, "MAILYARD_RETRY_BASE_S", d.retry_base_s),
+            retry_max_age_s=_int(env, "MAILYARD_RETRY_MAX_AGE_S", d.retry_max_age_s),
         )
         stages = env.get("MAILYARD_WORKER_STAGES")
         if stages:

@@ -72,6 +72,10 @@ def create_api(worker: Worker) -> FastAPI:
         rows = [_row(key, n) for key, n in sorted(grouped.items())]
         return {"total": sum(grouped.values()), "rows": rows}
 
+    if worker.relay is not None:
+        from streams.relay_api import relay_router
+
+        api.include_router(relay_router(worker.relay))
     return api
 
 

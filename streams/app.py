@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import weakref
 from datetime import datetime, timezone
@@ -26,11 +27,13 @@ from faust.streams import _current_event  # set per event when writing a batch
 
 from mailyard.codec import codec
 from mailyard.settings import Settings
-from mailyard.topics import DEAD_LETTERS, EVENTS, RAW_WEBHOOKS
+from mailyard.topics import DEAD_LETTERS, EVENTS, RAW_WEBHOOKS, SUPPRESSIONS
 from sinks.parquet_archive import Located, ParquetArchive
 from streams.ledger import Ledger
 from streams.normalize import decode_event, transform
 from streams.producer import BatchProducer, Record
+from streams.relay import Relay, suppression_entry
+from streams.state import suppression_key
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,8 @@ class Worker:
             producer_acks=-1,
             stream_buffer_maxsize=20000,
         )
-        self.raw_topic = self._topic(RAW_WEBHOOKS.name, RAW_WEBHOOKS.partitions)
-        self.events_topic = self._topic(EVENTS.name, EVENTS.partitions)
+        self.raw_topic = self._topic(RAW_WEBHOOKS.name, partitions=RAW_WEBHOOKS.partitions)
+        self.events_topic = self._topic(EVENTS.name, partitions=EVENTS.partitions)
         self.table = self.app.Table(
             "ledger", default=None, partitions=EVENTS.partitions
         )
@@ -88,10 +91,16 @@ class Worker:
             self.app.agent(self.raw_topic, name="normalize")(self._normalize_agent)
         if "ledger" in settings.worker_stages:
             self.app.agent(self.events_topic, name="ledger")(self._ledger_agent)
+        self.relay: Relay | None = None
+        if {"route", "dispatch"} & set(settings.worker_stages):
+            self.relay = Relay(self.app, settings, self.producer, self._topics)
 
-    def _topic(self, name: str, partitions: int) -> faust.TopicT:
+    def _topics(self, *names: str) -> faust.TopicT:
+        return self._topic(*names, partitions=EVENTS.partitions)
+
+    def _topic(self, *names: str, partitions: int) -> faust.TopicT:
         return self.app.topic(
-            name,
+            *names,
             partitions=partitions,
             key_serializer="raw",
             value_serializer="raw",
@@ -156,6 +165,7 @@ class Worker:
             await asyncio.get_running_loop().run_in_executor(
                 None, self.archive.write_batch, located
             )
+            await self._feed_suppressions(located)
         for anchor, pending in writes:
             # Table writes go to the changelog partition of the "current
             # event"; a batch mixes partitions, so point it at one of this
@@ -163,6 +173,17 @@ class Worker:
             _current_event.set(weakref.ref(anchor))
             for key, value in pending.items():
                 self.table[key] = value
+
+    async def _feed_suppressions(self, located: list[Located]) -> None:
+        """Hard bounces, complaints and unsubscribes join the suppression list."""
+        records: list[Record] = []
+        for _, _, event in located:
+            entry = suppression_entry(event)
+            if entry is not None:
+                key = suppression_key(event.subaccount, event.recipient or "")
+                records.append((SUPPRESSIONS.name, key.encode(), json.dumps(entry).encode()))
+        if records:
+            await self.producer.send_all(records)
 
     async def _dead_letter_event(self, msg: Any, exc: Exception) -> None:
         record = {

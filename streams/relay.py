@@ -1,0 +1,199 @@
+"""The Rule Engine and relay stages of the worker, attached to its Faust app.
+
+* ``route``: submitted messages (and retries that fell due) are decided
+  per recipient by the Rule Engine; decisions go to ``mailyard.decisions``
+  and deliveries to ``mailyard.dispatch``.
+* ``dispatch``: deliveries are sent through their destination's sink; the
+  answers become events, deferrals wait on the retry tiers.
+
+Every worker reads the whole rules, suppressions, decisions and events
+topics (``streams.broadcast``), so each routes with the same rule set,
+suppression list and destination health whatever partitions it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+
+from mailyard.codec import codec
+from mailyard.settings import Settings
+from mailyard.topics import (
+    DECISIONS, DISPATCH, EVENTS, REROUTE, RETRIES, RULES, SUBMITTED, SUPPRESSIONS,
+)
+from sinks.retry import RetryPolicy
+from streams.broadcast import Broadcast
+from streams.dispatcher import Dispatcher
+from streams.producer import BatchProducer, Record
+from streams.retry import RetryForwarder
+from streams.router import Router
+from streams.rules import Decision, Engine, RuleSet, WindowedHealth, load_rules
+from streams.state import (
+    HealthFeed, MessageIndex, RulesStore, SuppressionList, suppression_key,
+)
+
+log = logging.getLogger(__name__)
+
+_SUBMITTED = codec("submitted_message")
+_DISPATCH = codec("dispatch")
+_DECISION = codec("routing_decision")
+MESSAGE_INDEX_HOURS = 24
+
+
+class Relay:
+    """Owns the relay's state and registers its agents on ``app``."""
+
+    def __init__(
+        self, app: faust.App, settings: Settings, producer: BatchProducer,
+        topic: Any,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.producer = producer
+        self.health = WindowedHealth(
+            window=settings.health_window_s, bucket=settings.health_bucket_s
+        )
+        self.suppressions = SuppressionList()
+        self.rules = RulesStore(self._on_rules)
+        self.index = MessageIndex()
+        self.router: Router | None = None
+        self.dispatcher = Dispatcher(
+            lambda: self.rules.current,
+            policy=RetryPolicy(base_s=settings.retry_base_s,
+                               max_age_s=settings.retry_max_age_s),
+        )
+        self.stats = {"routed": 0, "rejected": 0, "held": 0, "dispatched": 0}
+        self._readers = self._make_readers()
+        self._retry = RetryForwarder(
+            settings.bootstrap, [t.name for t in RETRIES], producer,
+            f"{app.conf.id}-retry",
+        )
+        app.task(self._start)
+        stages = settings.worker_stages
+        if "route" in stages:
+            inbound = topic(SUBMITTED.name, REROUTE.name)
+            app.agent(inbound, name="route")(self._route_agent)
+        if "dispatch" in stages:
+            app.agent(topic(DISPATCH.name), name="dispatch")(self._dispatch_agent)
+
+    def _make_readers(self) -> list[Broadcast]:
+        b = self.settings.bootstrap
+        since = MESSAGE_INDEX_HOURS * 3600
+
+        def on_event(record: Any) -> None:
+            HealthFeed(self.health).on_record(record)
+            self.index.on_event(record)
+
+        return [
+            Broadcast(b, RULES.name, RULES.partitions, self.rules.on_record),
+            Broadcast(b, SUPPRESSIONS.name, SUPPRESSIONS.partitions,
+                      self.suppressions.on_record),
+            Broadcast(b, DECISIONS.name, DECISIONS.partitions, self.index.on_decision,
+                      since_s=since),
+            Broadcast(b, EVENTS.name, EVENTS.partitions, on_event, since_s=since),
+        ]
+
+    async def _start(self) -> None:
+        for reader in self._readers:
+            reader.start()
+        await self._readers[0].ready.wait()
+        if self.rules.current is None and self.settings.rules_file is not None:
+            ruleset = load_rules(self.settings.rules_file)
+            await self.publish_rules(ruleset.to_dict(), author=ruleset.author,
+                                     reason=f"initial rules from {self.settings.rules_file}")
+        if "dispatch" in self.settings.worker_stages:
+            self._retry.start()
+
+    async def ready(self) -> None:
+        """Wait until the rules and suppressions topics have been read."""
+        await asyncio.gather(self._readers[0].ready.wait(), self._readers[1].ready.wait())
+        if self.rules.current is None and self.settings.rules_file is not None:
+            while self.router is None:  # the initial rules are being published
+                await asyncio.sleep(0.1)
+
+    def _on_rules(self, ruleset: RuleSet) -> None:
+        if self.router is None:
+            self.router = Router(Engine(ruleset, self.health), self.suppressions)
+        else:
+            self.router.engine.reload(ruleset)
+
+    async def publish_rules(self, data: dict[str, Any], *, author: str, reason: str) -> int:
+        """Validate and publish ``data`` as the next rule set version."""
+        version = self.rules.next_version
+        stamped = {**data, "version": version, "author": author, "reason": reason,
+                   "created_at": datetime.now(timezone.utc).isoformat()}
+        RuleSet.from_dict(stamped)  # raises RuleValidationError with rule and field
+        value = json.dumps(stamped).encode()
+        await self.producer.send_all([(RULES.name, str(version).encode(), value)])
+        return version
+
+    async def set_suppression(
+        self, subaccount: str | None, address: str, entry: dict[str, Any] | None
+    ) -> None:
+        key = suppression_key(subaccount, address).encode()
+        value = None if entry is None else json.dumps(entry).encode()
+        await self.producer.send_all([(SUPPRESSIONS.name, key, value)])  # type: ignore[list-item]
+
+    async def _route_agent(self, stream: faust.StreamT) -> None:
+        await self.ready()
+        async for batch in stream.take_events(500, within=0.1):
+            records: list[Record] = []
+            for event in batch:
+                msg = event.message
+                if self.router is None:
+                    # Without rules nothing can be routed; say so per message.
+                    records.extend(no_rules(msg.value, msg.topic))
+                    self.stats["held"] += 1
+                    continue
+                if msg.topic == REROUTE.name:
+                    routed = self.router.reroute(_DISPATCH.decode(msg.value))
+                else:
+                    routed = self.router.route(_SUBMITTED.decode(msg.value))
+                records.extend(routed.records)
+                self.stats["routed"] += routed.dispatched
+                self.stats["rejected"] += routed.rejected
+                self.stats["held"] += routed.held
+            await self.producer.send_all(records)
+
+    async def _dispatch_agent(self, stream: faust.StreamT) -> None:
+        await self.ready()
+        async for batch in stream.take_events(200, within=0.05):
+            results = await asyncio.gather(
+                *(self.dispatcher.dispatch(_DISPATCH.decode(e.message.value))
+                  for e in batch)
+            )
+            await self.producer.send_all([r for rs in results for r in rs])
+            self.stats["dispatched"] += len(batch)
+
+
+def no_rules(value: bytes, topic: str) -> list[Record]:
+    """Hold decisions for a message that arrived before any rule set existed."""
+    record = (_DISPATCH if topic == REROUTE.name else _SUBMITTED).decode(value)
+    recipients = ([record["recipient"]] if "recipient" in record
+                  else [*record["to"], *record["cc"], *record["bcc"]])
+    reason = "no rule set is published yet (POST /v1/rules or set MAILYARD_RULES)"
+    return [
+        (DECISIONS.name, record["message_id"].encode(), _DECISION.encode(
+            Decision(record["message_id"], r, None, 0, "hold", None,
+                     reason=reason).to_dict()))
+        for r in recipients
+    ]
+
+
+def suppression_entry(event: Any) -> dict[str, Any] | None:
+    """The suppression an event calls for: hard bounce, complaint, unsubscribe."""
+    if event.recipient is None:
+        return None
+    hard = event.type == "bounced" and event.bounce_class == "hard"
+    if not (hard or event.type in ("complained", "unsubscribed")):
+        return None
+    reason = {"bounced": "hard bounce", "complained": "spam complaint",
+              "unsubscribed": "unsubscribed"}[event.type]
+    return {"reason": reason, "source": f"{event.esp}:{event.esp_event}",
+            "event_id": event.event_id,
+            "at": event.timestamp.isoformat() if event.timestamp else None}
