@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 
 from connectors.auth import WebhookAuthError, verify_webhook
 from connectors.registry import esp_names
+from connectors.submit_api import submission_router
 from mailyard.codec import codec
 from mailyard.settings import Settings
 from mailyard.topics import RAW_WEBHOOKS
@@ -142,6 +143,8 @@ def create_gateway(settings: Settings, producer: RawProducer | None = None) -> F
                 settings.bootstrap, settings.produce_timeout_s
             )
         return state["p"]
+
+    api.include_router(submission_router(settings, get_producer))
 
     @api.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -12,19 +12,26 @@ log = logging.getLogger(__name__)
 def run_gateway(settings: Settings) -> None:
     import uvicorn
 
-    from connectors.gateway import create_gateway
+    from connectors.gateway import RawProducer, create_gateway
+    from connectors.smtp_submission import start_smtp_submission
 
-    api = create_gateway(settings)
+    producer = RawProducer(settings.bootstrap, settings.produce_timeout_s)
+    api = create_gateway(settings, producer)
+    smtp = start_smtp_submission(settings, producer)
     log.info(
         "gateway listening on http://%s:%s/webhooks/{esp}",
         settings.gateway_host, settings.gateway_port,
     )
-    uvicorn.run(
-        api,
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        log_level="warning",
-    )
+    try:
+        uvicorn.run(
+            api,
+            host=settings.gateway_host,
+            port=settings.gateway_port,
+            log_level="warning",
+        )
+    finally:
+        smtp.stop()
+        producer.close()
 
 
 def run_worker(settings: Settings) -> None:

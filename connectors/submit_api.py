@@ -1,0 +1,120 @@
+"""``POST /v1/messages``: senders submit messages over HTTP.
+
+The body is one message (a JSON object) or a batch (a JSON list, or
+``{"messages": [...]}``, at most 500). Validation is all or nothing: one
+invalid message refuses the whole request with 422 naming its index, and
+nothing is produced. The reply is 202 only after the broker confirmed
+every record of the request on ``mailyard.messages.submitted``.
+
+A request body may be up to twice ``MAILYARD_MAX_MESSAGE_BYTES``, room for
+base64 and JSON escaping; each message is then held to the limit itself.
+The endpoint has no authentication yet: expose it only on a trusted
+network, as the gateway's default 127.0.0.1 binding does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from connectors.submission import (
+    Submission,
+    SubmissionError,
+    SubmissionTooLarge,
+    parse_submission,
+)
+from connectors.submission_errors import RecordTooLarge
+from connectors.submission_publish import Sender, publish
+from mailyard.errors import BrokerUnavailable
+from mailyard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_JSON = "application/json"
+RETRY_AFTER_S = 5
+
+
+def submission_router(
+    settings: Settings, get_producer: Callable[[], Sender]
+) -> APIRouter:
+    """The router for ``POST /v1/messages``; ``get_producer`` is called per request."""
+    router = APIRouter()
+    body_limit = 2 * settings.max_message_bytes
+
+    @router.post("/v1/messages", status_code=202)
+    async def submit(request: Request) -> JSONResponse:
+        refused = _check_request(request, body_limit)
+        if refused is not None:
+            return refused
+        body = await _read_limited(request, body_limit)
+        if body is None:
+            return _error(413, f"The body is larger than the {body_limit}-byte limit.")
+
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return _error(400, f"The body is not valid JSON ({exc}).")
+        try:
+            submission = parse_submission(payload, max_bytes=settings.max_message_bytes)
+        except SubmissionTooLarge as exc:
+            return _error(413, str(exc), field=exc.field)
+        except SubmissionError as exc:
+            return _error(422, str(exc), field=exc.field)
+
+        return await _accept(get_producer(), submission, settings.produce_timeout_s)
+
+    return router
+
+
+async def _accept(
+    sender: Sender, submission: Submission, timeout_s: float
+) -> JSONResponse:
+    ids = [record["message_id"] for record in submission.records]
+    try:
+        await publish(sender, submission.records, timeout_s=timeout_s)
+    except RecordTooLarge as exc:
+        return _error(413, str(exc))
+    except BrokerUnavailable as exc:
+        log.error("submission not confirmed: %s", exc, extra={"message_ids": ids})
+        return JSONResponse(
+            {"error": "The message store is unavailable; retry later."},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    log.info("accepted %d message(s)", len(ids), extra={"message_ids": ids})
+    if submission.batch:
+        return JSONResponse({"messages": [{"message_id": i} for i in ids]}, 202)
+    return JSONResponse({"message_id": ids[0]}, 202)
+
+
+def _check_request(request: Request, limit: int) -> JSONResponse | None:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != _JSON:
+        shown = media or "missing"
+        return _error(415, f"Content type {shown!r} is not accepted; send {_JSON}.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _error(413, f"The body is larger than the {limit}-byte limit.")
+    return None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": detail, **extra}, status_code=status)
