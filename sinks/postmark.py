@@ -4,9 +4,9 @@ The server token goes in ``X-Postmark-Server-Token``. Our message id rides
 in ``Metadata`` (Postmark copies metadata onto every event; its keys may
 be 20 characters, and ``mailyard_message_id`` is 19) and in the
 ``X-Mailyard-Message-Id`` header. Postmark has one ``Tag`` per message, so
-only the first tag is sent. ``stream`` picks the ``MessageStream``; the
-destination's ``message_stream`` option is the fallback, then Postmark's
-default ``outbound``.
+only the first tag is sent. The destination's ``message_stream`` option
+picks the ``MessageStream`` (Postmark's default is ``outbound``); our own
+stream names are not Postmark stream ids.
 
 Postmark refuses a request with HTTP 422 and ``{"ErrorCode", "Message"}``;
 that text is the result's ``detail``. The Email API has no raw MIME input,
@@ -79,7 +79,7 @@ class PostmarkSink(EspHttpSink):
             )
             raise UnsendableDelivery(NAME, detail)
 
-        body = email_body(delivery, delivery.stream or self.message_stream)
+        body = email_body(delivery, self.message_stream)
         return self._client.build_request("POST", SEND_PATH, json=body)
 
     def accepted(self, response: httpx.Response) -> SendResult:

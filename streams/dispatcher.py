@@ -101,8 +101,18 @@ class TokenBuckets:
                 await asyncio.sleep(due - now)
 
 
+# Headers a sink builds from the delivery's own fields; providers refuse them
+# as custom headers (SendGrid answers 400 for each of these).
+_STRUCTURAL = frozenset({
+    "from", "to", "cc", "bcc", "subject", "content-type",
+    "content-transfer-encoding", "mime-version",
+})
+
+
 def delivery_of(record: dict[str, Any]) -> Delivery:
-    headers = {**record["headers"], MESSAGE_ID_HEADER: record["message_id"]}
+    headers = {k: v for k, v in record["headers"].items()
+               if k.lower() not in _STRUCTURAL}
+    headers[MESSAGE_ID_HEADER] = record["message_id"]
     return Delivery(
         message_id=record["message_id"], recipient=record["recipient"],
         from_addr=record["from_addr"], subject=record["subject"],

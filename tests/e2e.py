@@ -36,6 +36,7 @@ class Stack:
             "MAILYARD_DATA_DIR": str(data_dir),
             "MAILYARD_GATEWAY_PORT": str(self.gateway_port),
             "MAILYARD_API_PORT": str(self.api_port),
+            "MAILYARD_SMTP_PORT": str(free_port()),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 

@@ -45,23 +45,25 @@ async def test_the_body_follows_the_email_api_format(served: Served) -> None:
     assert sent.request_headers["x-postmark-server-token"] == standin.SERVER_TOKEN
 
 
-async def test_the_delivery_stream_wins_over_the_destination_default(
+async def test_the_destination_picks_the_message_stream_not_our_stream_name(
     served: Served,
 ) -> None:
-    sink = served.sink(message_stream="outbound")
+    # Mailyard's streams (transactional, marketing...) are not Postmark's
+    # message stream ids, which belong to the server the destination names.
+    sink = served.sink(message_stream="broadcast")
 
-    await sink.send(make_delivery(stream="broadcast"))
+    await sink.send(make_delivery(stream="transactional"))
     await sink.send(make_delivery())
     await sink.aclose()
 
     streams = [sent.body["MessageStream"] for sent in served.standin.state.sent]
-    assert streams == ["broadcast", "outbound"]
+    assert streams == ["broadcast", "broadcast"]
 
 
 async def test_an_unknown_stream_fails_with_postmarks_words(served: Served) -> None:
-    sink = served.sink()
+    sink = served.sink(message_stream="newsletters")
 
-    result = await sink.send(make_delivery(stream="newsletters"))
+    result = await sink.send(make_delivery())
     await sink.aclose()
 
     assert (result.outcome, result.http_status) == ("failed", 422)
