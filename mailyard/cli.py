@@ -80,6 +80,38 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.rules import Message, RuleValidationError, StaticHealth, load_rules
+    from streams.rules import simulate, summarize
+
+    try:
+        ruleset = load_rules(Path(args.file))
+    except RuleValidationError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    if args.action == "validate":
+        print(f"{args.file}: valid: version {ruleset.version}, {len(ruleset.rules)} "
+              f"rules, {len(ruleset.destinations)} destinations")
+        return 0
+
+    records = [json.loads(Path(m).read_text()) for m in args.message or []]
+    if args.start and args.end:
+        from datetime import datetime
+
+        from streams.recorded import recorded_messages
+
+        records += recorded_messages(settings.bootstrap, datetime.fromisoformat(
+            args.start), datetime.fromisoformat(args.end))
+    if not records:
+        print("simulate needs --message FILE or --start and --end", file=sys.stderr)
+        return 2
+    decisions = simulate(ruleset, [Message.from_record(r) for r in records],
+                         StaticHealth({}))
+    out = {"decisions": [d.to_dict() for d in decisions], "summary": summarize(decisions)}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from mailyard.demo import run_demo
 
@@ -115,6 +147,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--url", default=None)
     rep.add_argument("--concurrency", type=int, default=8)
     rep.set_defaults(func=_cmd_replay)
+
+    rules = sub.add_parser("rules", help="validate or simulate a rule file")
+    rules.add_argument("action", choices=["validate", "simulate"])
+    rules.add_argument("file")
+    rules.add_argument("--message", action="append", help="a message JSON file")
+    rules.add_argument("--start", help="simulate recorded messages from (ISO 8601)")
+    rules.add_argument("--end", help="... to (ISO 8601)")
+    rules.set_defaults(func=_cmd_rules)
 
     kafka = sub.add_parser("kafka", help="the local Kafka broker")
     kafka.add_argument("action", choices=["start", "stop", "status"])
