@@ -142,15 +142,7 @@ def bench_worker(bootstrap: str, data_dir: Path, n_events: int) -> tuple[float, 
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watch"})
     try:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"worker exited; see {data_dir / 'worker.log'}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        _wait_ready(proc, f"http://127.0.0.1:{api_port}/readyz", data_dir / "worker.log")
         t0 = time.perf_counter()
         while _events_on_topic(bootstrap, watcher) < n_events:
             time.sleep(0.05)
@@ -161,6 +153,20 @@ def bench_worker(bootstrap: str, data_dir: Path, n_events: int) -> tuple[float, 
         proc.terminate()
         proc.wait(30)
     return rate, rss
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url} process exited; see {log}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{url} not ready in 120 s; see {log}")
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -183,19 +189,15 @@ def _sendgrid_batch(i: int) -> bytes:
 def bench_gateway(bootstrap: str, data_dir: Path, requests: int) -> float:
     port = free_port()
     env = {**os.environ, "MAILYARD_KAFKA_BOOTSTRAP": bootstrap,
-           "MAILYARD_DATA_DIR": str(data_dir), "MAILYARD_GATEWAY_PORT": str(port)}
+           "MAILYARD_DATA_DIR": str(data_dir), "MAILYARD_GATEWAY_PORT": str(port),
+           "MAILYARD_SMTP_PORT": str(free_port())}
     log = (data_dir / "gateway.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "mailyard.cli", "gateway"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     bodies = [_sendgrid_batch(i) for i in range(requests)]
     url = f"http://127.0.0.1:{port}/webhooks/sendgrid"
     try:
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        _wait_ready(proc, f"http://127.0.0.1:{port}/readyz", data_dir / "gateway.log")
         elapsed = asyncio.run(_post_all(url, bodies))
     finally:
         proc.terminate()

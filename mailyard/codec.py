@@ -39,16 +39,18 @@ class Codec:
     """
 
     def __init__(self, reader: dict[str, Any], *, writers: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
-        self.reader = parse_schema(reader, _write_hint=False)
+        # parse_schema marks its result as parsed, so fastavro does not parse
+        # it again on every call (that re-parse was most of the encode cost).
+        self.reader = parse_schema(reader)
         self.name: str = self.reader["name"]
-        self._reader_fp = _fingerprint(self.reader)
+        self._reader_fp = _fingerprint(parse_schema(reader, _write_hint=False))
         self._writers: dict[bytes, Any] = {self._reader_fp: self.reader}
         for schema in writers:
             self.add_writer(schema)
 
     def add_writer(self, schema: dict[str, Any]) -> None:
-        parsed = parse_schema(schema, _write_hint=False)
-        self._writers[_fingerprint(parsed)] = parsed
+        fp = _fingerprint(parse_schema(schema, _write_hint=False))
+        self._writers[fp] = parse_schema(schema)
 
     @property
     def fingerprint(self) -> bytes:
