@@ -25,6 +25,7 @@ from connectors.samples import generate, write_samples
 from mailyard.errors import MailyardError
 from mailyard.kafka_cli import kafka_start
 from mailyard.replay import Capture, replay
+from mailyard import demo_relay
 from mailyard.settings import Settings
 
 
@@ -35,17 +36,21 @@ class DemoFailed(MailyardError, RuntimeError):
 class Child:
     """A child process whose output goes to a log file under ``var/logs``."""
 
-    def __init__(self, name: str, settings: Settings) -> None:
+    def __init__(
+        self, name: str, settings: Settings, argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         logs = settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = logs / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailyard.cli", name],
+            [sys.executable, "-m", *(argv or ["mailyard.cli", name])],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            cwd=demo_relay.ROOT,
         )
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -115,19 +120,64 @@ def _summary(counts: dict[str, object], stats: dict[str, int], settings: Setting
     return "\n".join(lines)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _relay_demo(gw: str, api: str, urls: dict[str, str], seed: int) -> None:
+    rules = demo_relay.rules_text(urls)
+    reply = httpx.post(f"{api}/v1/rules", json={
+        "rules": rules, "author": "mailyard demo", "reason": "demo rule set"},
+        timeout=10)
+    if reply.status_code != 201:
+        raise DemoFailed(f"the demo rule set was refused: {reply.text}")
+    version = reply.json()["version"]
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{api}/v1/rules", timeout=5).json().get("version") != version:
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"rule set version {version} never became current.")
+        time.sleep(0.2)
+
+    messages = demo_relay.sample_messages(300, seed)
+    ids = demo_relay.submit(gw, messages)
+    print(f"\nsubmitted {len(ids)} messages through rule set version {version} "
+          "(VIP to Postmark, marketing split 80/20 SendGrid/Mailgun, "
+          "transactional with failover)")
+    got = demo_relay.wait_delivered(urls, set(ids), 120)
+    print(f"{'provider (stand-in)':<22} {'messages':>8}")
+    for provider in demo_relay.PROVIDERS:
+        print(f"{provider:<22} {got[provider]:>8}")
+    if sum(got.values()) != len(ids):
+        raise DemoFailed(f"{sum(got.values())} of {len(ids)} messages were delivered.")
+    print(f"message status: {api}/v1/messages/{ids[0]}")
+
+
 def run_demo(settings: Settings, *, once: bool, events: int, seed: int) -> int:
     broker = kafka_start(settings)
     print(f"Kafka ready on {broker.bootstrap}")
     gw = f"http://{settings.gateway_host}:{settings.gateway_port}"
     api = f"http://{settings.gateway_host}:{settings.api_port}"
-    children = [Child("gateway", settings), Child("worker", settings)]
+    ports = {p: _free_port() for p in demo_relay.PROVIDERS}
+    urls = {p: f"http://127.0.0.1:{port}" for p, port in ports.items()}
+    children = [
+        Child("gateway", settings),
+        Child("worker", settings, env=demo_relay.credentials_env()),
+        *(Child(f"standin-{p}", settings, ["tests.standins", p, "--port", str(port)])
+          for p, port in ports.items()),
+    ]
     try:
         _wait_ready(f"{gw}/readyz", children[0], 60)
         _wait_ready(f"{api}/readyz", children[1], 120)
+        for child, url in zip(children[2:], urls.values()):
+            _wait_ready(f"{url}/_control", child, 30)
         before = httpx.get(f"{api}/v1/counts", timeout=5.0).json()["total"]
 
         folder = settings.data_dir / "samples" / f"seed-{seed}"
-        samples = generate(seed=seed, n_events=events)
+        samples = generate(seed=seed, n_events=events, duplicate_rate=0.05)
         write_samples(folder, samples)
         captures = [Capture(s.esp, s.content_type, s.body) for s in samples]
         n_events, n_distinct = _expected(captures)
@@ -146,6 +196,7 @@ def run_demo(settings: Settings, *, once: bool, events: int, seed: int) -> int:
             raise DemoFailed(
                 f"counted {counts['total']} distinct events, expected {n_distinct}."
             )
+        _relay_demo(gw, api, urls, seed)
         if not once:
             print("\nThe stack is running; Ctrl-C stops it.")
             while all(c.proc.poll() is None for c in children):
