@@ -40,7 +40,9 @@ from connectors.samples import generate  # noqa: E402
 from mailyard.admin import apply_catalog, create_topics  # noqa: E402
 from mailyard.codec import codec  # noqa: E402
 from mailyard.kafka_local import LocalKafka, free_port_pair  # noqa: E402
-from mailyard.topics import EVENTS, RAW_WEBHOOKS, TopicSpec  # noqa: E402
+from mailyard.topics import (  # noqa: E402
+    DECISIONS, DISPATCH, EVENTS, RAW_WEBHOOKS, SUBMITTED, TopicSpec,
+)
 from streams.normalize import transform  # noqa: E402
 from streams.producer import producer_config  # noqa: E402
 from tests.e2e import free_port  # noqa: E402
@@ -221,6 +223,90 @@ async def _post_all(url: str, bodies: list[bytes], concurrency: int = 32) -> flo
         return time.perf_counter() - t0
 
 
+def _submitted(n: int) -> list[bytes]:
+    enc = codec("submitted_message")
+    streams = ["marketing", "transactional", "newsletter", "notification"]
+    domains = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "corp.example"]
+    return [enc.encode({
+        "message_id": f"m{i:08d}", "subaccount": f"sub{i % 50}",
+        "stream": streams[i % 4], "from_addr": "news@sender.example",
+        "to": [f"user{i}@{domains[i % 5]}"], "cc": [], "bcc": [],
+        "subject": "Hello", "headers": {}, "tags": ["vip"] if i % 20 == 0 else [],
+        "metadata": {}, "size_bytes": 2000, "text": "Hello", "html": None,
+        "raw_mime": None, "submitted_at": None, "source": "api",
+    }) for i in range(n)]
+
+
+def _route_engine() -> object:
+    from streams.router import Router
+    from streams.rules import Engine, StaticHealth, load_rules
+    from streams.state import SuppressionList
+
+    rules = load_rules(ROOT / "examples" / "rules.yaml")
+    return Router(Engine(rules, StaticHealth({})), SuppressionList())
+
+
+def bench_route_bare(bootstrap: str, n: int) -> float:
+    """Submitted messages consumed, routed and produced by a bare confluent loop."""
+    router = _route_engine()
+    dec = codec("submitted_message")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-route",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(SUBMITTED.name, p, 0)
+                     for p in range(SUBMITTED.partitions)])
+    producer = Producer(producer_config(bootstrap))
+    done = 0
+    t0 = time.perf_counter()
+    while done < n:
+        for msg in consumer.consume(500, timeout=1.0):
+            for topic, key, value in router.route(dec.decode(msg.value())).records:  # type: ignore[attr-defined]
+                producer.produce(f"bench.{topic}", value, key)
+            done += 1
+        producer.poll(0)
+    producer.flush(60)
+    consumer.close()
+    return n / (time.perf_counter() - t0)
+
+
+def bench_route_worker(bootstrap: str, data_dir: Path, n: int) -> float:
+    api_port = free_port()
+    env = {**os.environ, "MAILYARD_KAFKA_BOOTSTRAP": bootstrap,
+           "MAILYARD_DATA_DIR": str(data_dir / "route"), "MAILYARD_API_PORT": str(api_port),
+           "MAILYARD_WORKER_STAGES": "route",
+           "MAILYARD_RULES": str(ROOT / "examples" / "rules.yaml")}
+    log = (data_dir / "route-worker.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "mailyard.cli", "worker"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watch"})
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{api_port}/readyz", data_dir / "route-worker.log")
+        t0 = time.perf_counter()
+        while _high_sum(watcher, DECISIONS.name, DECISIONS.partitions) < n:
+            time.sleep(0.05)
+        return n / (time.perf_counter() - t0)
+    finally:
+        watcher.close()
+        proc.terminate()
+        proc.wait(30)
+
+
+def _high_sum(consumer: Consumer, topic: str, partitions: int) -> int:
+    return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+               for p in range(partitions))
+
+
+def produce_values(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = Producer(producer_config(bootstrap))
+    for i, value in enumerate(values):
+        while True:
+            try:
+                producer.produce(topic, value, str(i).encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
@@ -248,6 +334,16 @@ def main() -> None:
 
             gateway = bench_gateway(broker.bootstrap, data_dir, 300 if args.quick else 1000)
             emit("gateway_events_per_s_batches_of_100", gateway)
+
+            n_msgs = 10_000 if args.quick else 50_000
+            produce_values(broker.bootstrap, SUBMITTED.name, _submitted(n_msgs))
+            create_topics(broker.bootstrap, [
+                TopicSpec(f"bench.{t.name}", t.partitions) for t in (DECISIONS, DISPATCH, EVENTS)])
+            bare_route = bench_route_bare(broker.bootstrap, n_msgs)
+            routed = bench_route_worker(broker.bootstrap, data_dir, n_msgs)
+            emit("worker_routed_messages_per_s", routed)
+            emit("bare_confluent_route_loop_messages_per_s", bare_route)
+            emit("worker_route_ratio_vs_bare_loop", routed / bare_route, "{:.3f}")
 
     try:
         from bench.bench_rules import run as run_rules
