@@ -68,6 +68,8 @@ class Relay:
                                max_age_s=settings.retry_max_age_s),
         )
         self.stats = {"routed": 0, "rejected": 0, "held": 0, "dispatched": 0}
+        self._publishing = asyncio.Lock()
+        self._published = 0
         self._readers = self._make_readers()
         self._retry = RetryForwarder(
             settings.bootstrap, [t.name for t in RETRIES], producer,
@@ -85,18 +87,26 @@ class Relay:
         b = self.settings.bootstrap
         since = MESSAGE_INDEX_HOURS * 3600
 
-        def on_event(record: Any) -> None:
-            HealthFeed(self.health).on_record(record)
-            self.index.on_event(record)
+        feed = HealthFeed(self.health)
+        status = "status" in self.settings.worker_stages
 
-        return [
+        def on_event(record: Any) -> None:
+            feed.on_record(record)
+            if status:
+                self.index.on_event(record)
+
+        readers = [
             Broadcast(b, RULES.name, RULES.partitions, self.rules.on_record),
             Broadcast(b, SUPPRESSIONS.name, SUPPRESSIONS.partitions,
                       self.suppressions.on_record),
-            Broadcast(b, DECISIONS.name, DECISIONS.partitions, self.index.on_decision,
-                      since_s=since),
-            Broadcast(b, EVENTS.name, EVENTS.partitions, on_event, since_s=since),
+            # Health needs only the last window; the status index the last day.
+            Broadcast(b, EVENTS.name, EVENTS.partitions, on_event,
+                      since_s=since if status else self.settings.health_window_s),
         ]
+        if status:
+            readers.append(Broadcast(b, DECISIONS.name, DECISIONS.partitions,
+                                     self.index.on_decision, since_s=since))
+        return readers
 
     async def _start(self) -> None:
         for reader in self._readers:
@@ -123,13 +133,24 @@ class Relay:
             self.router.engine.reload(ruleset)
 
     async def publish_rules(self, data: dict[str, Any], *, author: str, reason: str) -> int:
-        """Validate and publish ``data`` as the next rule set version."""
-        version = self.rules.next_version
-        stamped = {**data, "version": version, "author": author, "reason": reason,
-                   "created_at": datetime.now(timezone.utc).isoformat()}
-        RuleSet.from_dict(stamped)  # raises RuleValidationError with rule and field
-        value = json.dumps(stamped).encode()
-        await self.producer.send_all([(RULES.name, str(version).encode(), value)])
+        """Validate and publish ``data`` as the next rule set version.
+
+        Versions are numbered by this worker alone; two workers publishing at
+        once could still pick the same number.
+        """
+        await self._readers[0].ready.wait()
+        async with self._publishing:
+            # The store learns of a version only once its reader reads it
+            # back; without this, calls in that gap reuse one version number
+            # and the compacted topic keeps only the last of them.
+            version = max(self.rules.next_version, self._published + 1)
+            stamped = {**data, "version": version, "author": author,
+                       "reason": reason,
+                       "created_at": datetime.now(timezone.utc).isoformat()}
+            RuleSet.from_dict(stamped)  # raises RuleValidationError: rule, field
+            value = json.dumps(stamped).encode()
+            await self.producer.send_all([(RULES.name, str(version).encode(), value)])
+            self._published = version
         return version
 
     async def set_suppression(

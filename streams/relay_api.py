@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import yaml
@@ -47,8 +47,11 @@ def _ruleset(data: dict[str, Any] | str, **stamp: Any) -> RuleSet:
     parsed = yaml.safe_load(data) if isinstance(data, str) else data
     if not isinstance(parsed, dict):
         raise HTTPException(422, "rules must be a mapping (JSON object or YAML).")
+    # The server stamps the header (publish_rules sets created_at again), so
+    # a posted rule set needs none of it.
+    header = {"created_at": datetime.now(timezone.utc).isoformat(), **stamp}
     try:
-        return RuleSet.from_dict({**parsed, **stamp})
+        return RuleSet.from_dict({**parsed, **header})
     except RuleValidationError as exc:
         raise HTTPException(422, str(exc)) from exc
 
@@ -93,8 +96,11 @@ def relay_router(relay: Relay) -> APIRouter:
 
     @api.post("/v1/rules/simulate")
     async def simulate_rules(body: SimulateIn) -> dict[str, Any]:
-        ruleset = _ruleset(body.rules, version=0, author="simulation",
-                           reason="simulation") if body.rules else relay.rules.current
+        # A candidate is numbered as the version it would be if published
+        # (rule set versions start at 1; 0 is refused by validation).
+        ruleset = _ruleset(body.rules, version=relay.rules.next_version,
+                           author="simulation", reason="simulation"
+                           ) if body.rules else relay.rules.current
         if ruleset is None:
             raise HTTPException(404, "No rule set to simulate with.")
         records = [m for m in [body.message, *(body.messages or [])] if m]
