@@ -87,26 +87,18 @@ class Relay:
         b = self.settings.bootstrap
         since = MESSAGE_INDEX_HOURS * 3600
 
-        feed = HealthFeed(self.health)
-        status = "status" in self.settings.worker_stages
-
         def on_event(record: Any) -> None:
-            feed.on_record(record)
-            if status:
-                self.index.on_event(record)
+            HealthFeed(self.health).on_record(record)
+            self.index.on_event(record)
 
-        readers = [
+        return [
             Broadcast(b, RULES.name, RULES.partitions, self.rules.on_record),
             Broadcast(b, SUPPRESSIONS.name, SUPPRESSIONS.partitions,
                       self.suppressions.on_record),
-            # Health needs only the last window; the status index the last day.
-            Broadcast(b, EVENTS.name, EVENTS.partitions, on_event,
-                      since_s=since if status else self.settings.health_window_s),
+            Broadcast(b, DECISIONS.name, DECISIONS.partitions, self.index.on_decision,
+                      since_s=since),
+            Broadcast(b, EVENTS.name, EVENTS.partitions, on_event, since_s=since),
         ]
-        if status:
-            readers.append(Broadcast(b, DECISIONS.name, DECISIONS.partitions,
-                                     self.index.on_decision, since_s=since))
-        return readers
 
     async def _start(self) -> None:
         for reader in self._readers:
