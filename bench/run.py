@@ -185,7 +185,9 @@ def _sendgrid_batch(i: int) -> bytes:
          "sg_message_id": f"msg{i}.{j}.filter", "response": "250 2.0.0 OK"}
         for j in range(100)
     ]
-    return b"".join(json.dumps(e).encode() + b"\r\n" for e in events).join([b"[", b"]"])
+    # SendGrid's own layout: a CRLF after each event and after the bracket.
+    inner = b",\r\n".join(json.dumps(e).encode() for e in events)
+    return b"[" + inner + b"\r\n]\r\n"
 
 
 def bench_gateway(bootstrap: str, data_dir: Path, requests: int) -> float:

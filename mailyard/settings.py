@@ -34,7 +34,9 @@ class Settings:
     produce_timeout_s: float = 10.0
     archive_batch_events: int = 5000
     archive_flush_s: float = 5.0
-    worker_stages: tuple[str, ...] = ("normalize", "ledger", "route", "dispatch")
+    worker_stages: tuple[str, ...] = (
+        "normalize", "ledger", "route", "dispatch", "status",
+    )
     rules_file: Path | None = None
     health_window_s: int = 60
     health_bucket_s: int = 10

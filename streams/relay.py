@@ -87,18 +87,26 @@ class Relay:
         b = self.settings.bootstrap
         since = MESSAGE_INDEX_HOURS * 3600
 
-        def on_event(record: Any) -> None:
-            HealthFeed(self.health).on_record(record)
-            self.index.on_event(record)
+        feed = HealthFeed(self.health)
+        status = "status" in self.settings.worker_stages
 
-        return [
+        def on_event(record: Any) -> None:
+            feed.on_record(record)
+            if status:
+                self.index.on_event(record)
+
+        readers = [
             Broadcast(b, RULES.name, RULES.partitions, self.rules.on_record),
             Broadcast(b, SUPPRESSIONS.name, SUPPRESSIONS.partitions,
                       self.suppressions.on_record),
-            Broadcast(b, DECISIONS.name, DECISIONS.partitions, self.index.on_decision,
-                      since_s=since),
-            Broadcast(b, EVENTS.name, EVENTS.partitions, on_event, since_s=since),
+            # Health needs only the last window; the status index the last day.
+            Broadcast(b, EVENTS.name, EVENTS.partitions, on_event,
+                      since_s=since if status else self.settings.health_window_s),
         ]
+        if status:
+            readers.append(Broadcast(b, DECISIONS.name, DECISIONS.partitions,
+                                     self.index.on_decision, since_s=since))
+        return readers
 
     async def _start(self) -> None:
         for reader in self._readers:
