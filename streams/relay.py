@@ -7,7 +7,7 @@
   answers become events, deferrals wait on the retry tiers.
 
 Every worker reads the whole rules, suppressions, decisions and events
-topics (``streams.broadcast``), so each routes with the same rule set,
+topics (``mailyard.broadcast``), so each routes with the same rule set,
 suppression list and destination health whatever partitions it holds.
 """
 
@@ -27,7 +27,7 @@ from mailyard.topics import (
     DECISIONS, DISPATCH, EVENTS, REROUTE, RETRIES, RULES, SUBMITTED, SUPPRESSIONS,
 )
 from sinks.retry import RetryPolicy
-from streams.broadcast import Broadcast
+from mailyard.broadcast import Broadcast
 from streams.dispatcher import Dispatcher
 from streams.producer import BatchProducer, Record
 from streams.retry import RetryForwarder

@@ -1,6 +1,6 @@
 """State every worker keeps whole: rule versions, suppressions, health, status.
 
-Each store is fed by a :class:`streams.broadcast.Broadcast` reader over all
+Each store is fed by a :class:`mailyard.broadcast.Broadcast` reader over all
 partitions of its topic, so every worker holds the same view whichever
 partitions its consumer group gave it.
 """

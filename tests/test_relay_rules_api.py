@@ -142,7 +142,8 @@ def delivered(stack: Stack, message_id: str) -> dict[str, Any]:
         body: dict[str, Any] = reply.json()
         return body if any(e["type"] == "sent" for e in body["events"]) else None
 
-    assert wait_until(lambda: status() is not None, 30), stack.log_tail("worker")
+    last = f"{stack.api}/v1/messages/{message_id}"
+    assert wait_until(lambda: status() is not None, 30), httpx.get(last).text
     found = status()
     assert found is not None
     return found

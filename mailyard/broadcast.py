@@ -86,13 +86,14 @@ class Broadcast:
             await consumer.seek_to_beginning(*tps)
             return
         since_ms = int((time.time() - self.since_s) * 1000)
+        # A partition with nothing newer than since_ms is read from where it
+        # ended before the lookup: seeking to its end afterwards would skip
+        # records produced meanwhile (a worker's first decisions, say).
+        ends = await consumer.end_offsets(tps)
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         for tp in tps:
             hit = found.get(tp)
-            if hit is None:
-                await consumer.seek_to_end(tp)
-            else:
-                consumer.seek(tp, hit.offset)
+            consumer.seek(tp, ends[tp] if hit is None else hit.offset)
 
     async def _drain(
         self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
