@@ -174,6 +174,11 @@ async def test_send_after_aclose_raises(smtp_server: SmtpServerProcess) -> None:
 
     with pytest.raises(RelayClosedError):
         await relay.send(make_delivery())
+    # The server notices the QUIT and the closed socket a moment later.
+    for _ in range(50):
+        if smtp_server.stats()["active"] == 0:
+            break
+        await asyncio.sleep(0.1)
     assert smtp_server.stats()["active"] == 0
 
 
