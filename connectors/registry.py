@@ -8,14 +8,28 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from connectors import amazon_ses, mailgun, mailjet, postmark, sendgrid, sparkpost
+from connectors import (
+    amazon_ses,
+    brevo,
+    mailgun,
+    mailjet,
+    mandrill,
+    postmark,
+    resend,
+    sendgrid,
+    socketlabs,
+    sparkpost,
+)
 from mailyard.errors import UnknownEspError
 from mailyard.model import EmailEvent
 
 CONNECTORS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (sendgrid, mailgun, sparkpost, amazon_ses, postmark, mailjet)
-}
+    for module in (
+        sendgrid, mailgun, sparkpost, amazon_ses, postmark, mailjet,
+        brevo, mandrill, resend, socketlabs,
+    )
+}  # fmt: skip
 
 
 def esp_names() -> list[str]:

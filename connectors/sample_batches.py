@@ -1,10 +1,11 @@
-"""Sample bodies for the ESPs that batch events: SendGrid, SparkPost, Mailjet."""
+"""Sample bodies for the ESPs that batch events: SendGrid, SparkPost, Mailjet, Brevo."""
 
 from __future__ import annotations
 
 import json
 import random
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from connectors.sample_formats import (
@@ -195,4 +196,77 @@ def _mailjet_event(rng: random.Random, fact: Fact) -> dict[str, Any]:
         event["source"] = "JMRPP"
     if fact.kind == "unsubscribed":
         event["mj_list_id"] = 1804
+    return event
+
+
+BREVO_EVENTS = {
+    "delivered": "delivered", "deferred": "deferred", "bounced": "hard_bounce",
+    "opened": "opened", "clicked": "click", "complained": "spam",
+    "unsubscribed": "unsubscribed",
+}  # fmt: skip
+# Brevo's ``date`` and ``ts`` are in the account's zone, here Paris in winter.
+BREVO_ZONE = timezone(timedelta(hours=1))
+
+
+def brevo(rng: random.Random, facts: Sequence[Fact]) -> list[Sample]:
+    """One object per POST; runs of events as arrays where batching is on."""
+    samples = []
+    for batch in batches(rng, facts, 10):
+        events = [e for fact in batch for e in _brevo_events(rng, fact)]
+        if rng.random() < 0.4:
+            body = json.dumps(events).encode()
+            samples.append(Sample("brevo", JSON, body, len(events)))
+            continue
+        for event in events:
+            samples.append(Sample("brevo", JSON, json.dumps(event).encode(), 1))
+    return samples
+
+
+def _brevo_events(rng: random.Random, fact: Fact) -> list[dict[str, Any]]:
+    event = _brevo_event(rng, fact)
+    if fact.kind != "opened":
+        return [event]
+    # Apple Mail Privacy Protection loads the pixel itself: a proxy open.
+    if rng.random() < 0.25:
+        return [{**event, "event": "proxy_open"}]
+    # A first open comes twice, as unique_opened and as opened.
+    if rng.random() < 0.3:
+        return [{**event, "event": "unique_opened"}, event]
+    return [event]
+
+
+def _brevo_event(rng: random.Random, fact: Fact) -> dict[str, Any]:
+    local = datetime.fromtimestamp(fact.ts, BREVO_ZONE)
+    # ts_epoch is documented in ms, but Brevo's own examples carry seconds.
+    epoch = int(fact.ts) if rng.random() < 0.15 else int(fact.ts * 1000)
+    event: dict[str, Any] = {
+        "event": BREVO_EVENTS[fact.kind],
+        "email": fact.recipient,
+        "id": 845012,
+        "date": local.strftime("%Y-%m-%d %H:%M:%S"),
+        "ts": int(fact.ts) + 3600,
+        "message-id": f"<202603020800.{fact.msg}@smtp-relay.mailin.fr>",
+        "ts_event": int(fact.ts),
+        "subject": SUBJECT,
+        "sending_ip": SENDING_IPS[0],
+        "ts_epoch": epoch,
+        "template_id": 22,
+        "contact_id": rng.randint(1, 99999),
+    }
+    if fact.meta:
+        event["X-Mailin-custom"] = json.dumps(fact.meta)
+    if fact.tags and rng.random() < 0.5:
+        event["tags"] = list(fact.tags)
+    elif fact.tags:
+        event["tag"] = json.dumps(list(fact.tags))
+    if fact.kind == "bounced":
+        soft = fact.bounce == "soft"
+        event["event"] = "soft_bounce" if soft else "hard_bounce"
+    if fact.kind in ("bounced", "deferred"):
+        # Brevo often puts a space before the reason.
+        event["reason"] = rng.choice(("", " ")) + (fact.reply or "")
+    if fact.kind in ("opened", "clicked", "unsubscribed"):
+        event.update(user_agent=fact.user_agent, device_used="DESKTOP")
+    if fact.kind == "clicked":
+        event["link"] = fact.url
     return event

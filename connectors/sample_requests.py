@@ -4,6 +4,8 @@ Mailgun posts JSON, and some accounts still use legacy form posts (url-
 encoded, or multipart when the original message is attached). Postmark
 posts one record. Amazon SES goes through SNS: one SNS message per SES
 notification, each notification possibly covering several recipients.
+Resend posts one event per email, which names all its ``to`` addresses
+but not the recipient the event concerns.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from connectors.sample_formats import (
     Sample,
     hexits,
     iso_local,
+    iso_z,
     reply_text,
     seeded_uuid,
     token,
 )
 from connectors.sample_ses import amazon_ses
 
-__all__ = ["amazon_ses", "mailgun", "postmark"]
+__all__ = ["amazon_ses", "mailgun", "postmark", "resend"]
 
 MAILGUN_EVENTS = {
     "delivered": "delivered", "deferred": "failed", "bounced": "failed",
@@ -208,3 +211,64 @@ def _postmark_record(rng: random.Random, fact: Fact) -> dict[str, Any]:
                       SuppressionReason="ManualSuppression")  # fmt: skip
     return record
 
+
+
+RESEND_EVENTS = {
+    "delivered": "email.delivered", "deferred": "email.delivery_delayed",
+    "bounced": "email.bounced", "opened": "email.opened", "clicked": "email.clicked",
+    "complained": "email.complained",
+}  # fmt: skip
+RESEND_BOUNCES = {
+    "hard": ("Permanent", "General"),
+    "soft": ("Transient", "MailboxFull"),
+    "block": ("Permanent", "Suppressed"),
+}
+
+
+def resend(rng: random.Random, facts: Sequence[Fact]) -> list[Sample]:
+    """One event per POST and email; ``email.sent`` comes before delivery.
+
+    Copies of one email that share a fate at one moment share one event.
+    Resend has no unsubscribe event, so those facts send nothing.
+    """
+    groups: dict[tuple[str, str, float], list[Fact]] = {}
+    for fact in facts:
+        if fact.kind in RESEND_EVENTS:
+            groups.setdefault((fact.msg, fact.kind, fact.ts), []).append(fact)
+
+    samples = []
+    for (_msg, kind, _ts), grouped in groups.items():
+        fact = grouped[0]
+        names = {f.recipient: f.to_header for f in grouped}
+        to = [names.get(address, address) for address in fact.recipients]
+        if kind == "delivered":
+            samples.append(_resend_event(fact, to, "email.sent", fact.sent + 0.4))
+        samples.append(_resend_event(fact, to, RESEND_EVENTS[kind], fact.ts))
+    return samples
+
+
+def _resend_event(fact: Fact, to: list[str], kind: str, ts: float) -> Sample:
+    tags = dict(fact.meta)
+    if fact.tags:
+        tags["category"] = fact.tags[0]
+    data: dict[str, Any] = {
+        "created_at": iso_z(fact.sent, 6).replace("Z", "+00:00"),
+        "email_id": str(seeded_uuid(random.Random(fact.msg))),
+        "from": SENDER,
+        "to": to,
+        "subject": SUBJECT,
+        "tags": tags,
+    }
+    if kind == "email.bounced":
+        bounce_type, sub_type = RESEND_BOUNCES[fact.bounce or "hard"]
+        data["bounce"] = {"message": reply_text(fact), "subType": sub_type,
+                          "type": bounce_type}  # fmt: skip
+    if kind == "email.clicked":
+        data["click"] = {
+            "ipAddress": fact.client_ip,
+            "link": fact.url,
+            "timestamp": iso_z(ts),
+            "userAgent": fact.user_agent,
+        }
+    event = {"type": kind, "created_at": iso_z(ts), "data": data}
+    return Sample("resend", JSON, json.dumps(event).encode(), 1)

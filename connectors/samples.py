@@ -1,9 +1,10 @@
-"""Realistic, seeded sample webhook traffic for the six ESPs.
+"""Realistic, seeded sample webhook traffic for the ten ESPs.
 
 :func:`generate` tells message stories (delivered then opened and clicked,
 deferred then delivered, bounced hard, soft or blocked, complaints,
 unsubscribes) and renders them in each ESP's own wire format with
-:mod:`connectors.sample_batches` and :mod:`connectors.sample_requests`.
+:mod:`connectors.sample_batches`, :mod:`connectors.sample_requests` and
+the per-ESP ``sample_*`` modules.
 The same seed always yields the same bytes. ``duplicate_rate`` re-sends
 some bodies later, as ESPs retry.
 """
@@ -16,7 +17,12 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from connectors import sample_batches, sample_requests
+from connectors import (
+    sample_batches,
+    sample_mandrill,
+    sample_requests,
+    sample_socketlabs,
+)
 from connectors.sample_formats import Fact, Renderer, Sample, file_suffix
 
 __all__ = ["Fact", "Sample", "generate", "write_samples", "SAMPLE_ESPS"]
@@ -28,6 +34,10 @@ RENDERERS: dict[str, Renderer] = {
     "amazon_ses": sample_requests.amazon_ses,
     "postmark": sample_requests.postmark,
     "mailjet": sample_batches.mailjet,
+    "brevo": sample_batches.brevo,
+    "mandrill": sample_mandrill.mandrill,
+    "resend": sample_requests.resend,
+    "socketlabs": sample_socketlabs.socketlabs,
 }
 SAMPLE_ESPS: tuple[str, ...] = tuple(RENDERERS)
 
