@@ -1,28 +1,24 @@
-"""Where webhook authentication plugs in.
+"""Where webhook authentication plugs into the gateway.
 
-The gateway calls :func:`verify_webhook` before it accepts a body. Today it
-accepts every request: signature checks for each ESP (SendGrid's ECDSA,
-Mailgun's HMAC, SNS certificates, basic auth) come with subaccounts and
-keys. A failed check raises :class:`WebhookAuthError`, which the gateway
-answers with ``status`` (401 or 403, as the ESP's retry rules want).
+The checks themselves live in :mod:`connectors.webhook_auth`; this module
+keeps the gateway's old entry point until the gateway passes a
+:class:`~connectors.webhook_auth.WebhookRequest` and the subaccount's
+config to :func:`connectors.webhook_auth.verify_webhook`. Until then
+:func:`verify_webhook` here accepts every request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mailyard.errors import MailyardError
+from connectors.webhook_auth import WebhookAuthError
 
-
-class WebhookAuthError(MailyardError, PermissionError):
-    def __init__(self, esp: str, detail: str, status: int = 401) -> None:
-        super().__init__(f"{esp} webhook refused: {detail}")
-        self.esp = esp
-        self.status = status
+__all__ = ["WebhookAuthError", "verify_webhook"]
 
 
 def verify_webhook(
     esp: str, subaccount: str | None, headers: Mapping[str, str], body: bytes
 ) -> None:
-    """Raise WebhookAuthError when the request is not from the ESP (no-op today)."""
-    return None
+    """Accept every request: the gateway's placeholder until it is wired to
+    :func:`connectors.webhook_auth.verify_webhook`."""
+    return
