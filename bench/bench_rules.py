@@ -206,7 +206,8 @@ def _finish(
 ) -> Decision:
     key = None if thr is None or dest is None else f"{dest}/{prov or 'unknown'}"
     rate = None if key is None else thr
-    return Decision(m.message_id, r, rule, 1, kind, dest, key, rate, added, {}, [])
+    return Decision(m.message_id, r, rule, 1, kind, dest, key, rate, added, {}, [],
+                    subaccount=m.subaccount)
 
 
 def sample_messages(count: int = 2_000, seed: int = 7) -> list[tuple[Message, str]]:

@@ -11,7 +11,11 @@ the same inputs:
 * the Rule Engine's decisions, against the same rules as plain Python.
 
 It starts its own Kafka broker on free loopback ports, in a temporary
-folder, and stops it at the end.
+folder, and stops it at the end. Its processes share one admin key
+(``MAILYARD_ADMIN_KEY``, or one made in that folder), and its webhook
+bodies are unsigned, so the installation's entry points are set to
+``{"none": true}`` there: the gateway figure does not include checking an
+ESP's signature.
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ import httpx  # noqa: E402
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from connectors.registry import normalize  # noqa: E402
+from connectors.registry import esp_names, normalize  # noqa: E402
 from connectors.samples import generate  # noqa: E402
 from mailyard.admin import apply_catalog, create_topics  # noqa: E402
 from mailyard.codec import codec  # noqa: E402
 from mailyard.kafka_local import LocalKafka, free_port_pair  # noqa: E402
+from mailyard.tenancy import bootstrap_admin_key, installation_record  # noqa: E402
+from mailyard.tenant_ops import publish_sync  # noqa: E402
 from mailyard.topics import (  # noqa: E402
     DECISIONS, DISPATCH, EVENTS, RAW_WEBHOOKS, SUBMITTED, TopicSpec,
 )
@@ -309,6 +315,13 @@ def produce_values(bootstrap: str, topic: str, values: list[bytes]) -> None:
     producer.flush(60)
 
 
+def accept_unsigned_webhooks(bootstrap: str) -> None:
+    unsigned = {esp: {"none": True} for esp in esp_names()}
+    publish_sync(bootstrap, [installation_record({"webhook_auth": unsigned})])
+    print("# webhook signature checks are off for the bench's unsigned bodies",
+          file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
@@ -321,9 +334,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mailyard-bench-") as tmp:
         data_dir = Path(tmp)
+        # Every process started below inherits the key, whatever its data dir.
+        os.environ["MAILYARD_ADMIN_KEY"] = bootstrap_admin_key(
+            os.environ.get("MAILYARD_ADMIN_KEY"), data_dir)
         port, cport = free_port_pair(39092)
         with LocalKafka(data_dir / "kafka", port, cport) as broker:
             apply_catalog(broker.bootstrap)
+            accept_unsigned_webhooks(broker.bootstrap)
             create_topics(broker.bootstrap, [BARE_TOPIC])
             produce_raw(broker.bootstrap, samples)
 

@@ -8,6 +8,13 @@ producer, ``acks=all``), so an acknowledged webhook is never lost; when the
 broker cannot confirm in time the reply is 503 and the ESP retries.
 Parsing into events happens in the stream worker, where a body that turns
 out to be unusable is parked in the dead-letter topic, not dropped.
+
+Before a body is accepted its ESP's signature or credentials are checked
+(:mod:`connectors.webhook_auth`) against the entry point's configuration:
+the subaccount's for ``/webhooks/{esp}/{subaccount}``, the installation's
+for ``/webhooks/{esp}``, both read from ``mailyard.tenants``. Refusals are
+counted by ESP and reason (``GET /v1/gateway/stats``) and logged without
+the credentials.
 """
 
 from __future__ import annotations
@@ -19,21 +26,28 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from fastapi import FastAPI, Request
+import httpx
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from connectors.auth import WebhookAuthError, verify_webhook
+from connectors.webhook_auth import (
+    CertificateStore, WebhookAuthError, WebhookRequest, verify_webhook,
+)
 from connectors.registry import esp_names
 from connectors.submit_api import submission_router
+from mailyard.access import install_error_handler, require_admin
+from mailyard.broadcast import Broadcast
 from mailyard.codec import codec
 from mailyard.settings import Settings
-from mailyard.topics import RAW_WEBHOOKS
+from mailyard.tenancy import TenantDirectory, bootstrap_admin_key
+from mailyard.topics import RAW_WEBHOOKS, TENANTS
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +138,41 @@ def check_body(content_type: str, body: bytes) -> str | None:
     return None
 
 
-def create_gateway(settings: Settings, producer: RawProducer | None = None) -> FastAPI:
+Confirm = Callable[[str], Awaitable[None]]
+
+
+def create_gateway(
+    settings: Settings,
+    producer: RawProducer | None = None,
+    *,
+    tenants: TenantDirectory | None = None,
+    certificates: CertificateStore | None = None,
+    confirm: Confirm | None = None,
+) -> FastAPI:
+    """The gateway app. Without ``tenants`` it reads ``mailyard.tenants`` itself."""
     state: dict[str, RawProducer] = {}
+    reader: Broadcast | None = None
+    if tenants is None:
+        tenants = TenantDirectory(bootstrap_admin_key(settings.admin_key, settings.data_dir))
+        reader = Broadcast(settings.bootstrap, TENANTS.name, TENANTS.partitions,
+                           tenants.on_record)
+    directory = tenants
+    certs = certificates or CertificateStore()
+    confirm_subscription = confirm or _confirm_subscription
+    refusals: Counter[tuple[str, str]] = Counter()
 
     @contextlib.asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        if reader is not None:
+            reader.start()
         yield
+        if reader is not None:
+            await reader.stop()
         if "p" in state:
             state["p"].close()
 
     api = FastAPI(title="Mailyard ingest gateway", version="0.1.0", lifespan=lifespan)
+    install_error_handler(api)
     envelope = codec("raw_webhook")
     known = set(esp_names())
 
@@ -144,7 +183,7 @@ def create_gateway(settings: Settings, producer: RawProducer | None = None) -> F
             )
         return state["p"]
 
-    api.include_router(submission_router(settings, get_producer))
+    api.include_router(submission_router(settings, get_producer, directory))
 
     @api.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -152,8 +191,17 @@ def create_gateway(settings: Settings, producer: RawProducer | None = None) -> F
 
     @api.get("/readyz")
     async def readyz() -> JSONResponse:
-        ok = await asyncio.to_thread(get_producer().ready)
-        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+        broker = await asyncio.to_thread(get_producer().ready)
+        tenants_read = reader is None or reader.ready.is_set()
+        ok = broker and tenants_read
+        body = {"ready": ok, "broker": broker, "tenants": tenants_read}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @api.get("/v1/gateway/stats", dependencies=[Depends(require_admin(directory))])
+    async def stats() -> dict[str, Any]:
+        rows = [{"esp": esp, "reason": reason, "count": n}
+                for (esp, reason), n in sorted(refusals.items())]
+        return {"webhook_auth_refused": rows}
 
     @api.api_route("/webhooks/{esp}", methods=["HEAD", "GET"])
     @api.api_route("/webhooks/{esp}/{subaccount}", methods=["HEAD", "GET"])
@@ -170,6 +218,8 @@ def create_gateway(settings: Settings, producer: RawProducer | None = None) -> F
             return problem(404, f"Unknown ESP {esp!r}.", known=sorted(known))
         if subaccount is not None and not _SUBACCOUNT.match(subaccount):
             return problem(400, "A subaccount name is 1-64 letters, digits, . _ or -.")
+        if subaccount is not None and subaccount not in directory.subaccounts:
+            return problem(404, f"There is no subaccount {subaccount!r}.")
 
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit():
@@ -192,11 +242,21 @@ def create_gateway(settings: Settings, producer: RawProducer | None = None) -> F
             return problem(400, f"Malformed {esp} webhook: {why}")
 
         headers = {k.lower(): v for k, v in list(request.headers.items())[:_KEPT_HEADERS]}
+        signed = WebhookRequest(esp, str(request.url), headers, body, content_type)
         try:
-            verify_webhook(esp, subaccount, headers, body)
+            verdict = await asyncio.to_thread(
+                verify_webhook, signed, directory.webhook_auth(esp, subaccount),
+                certificates=certs,
+            )
         except WebhookAuthError as exc:
-            log.warning("refused %s webhook: %s", esp, exc.args[0])
-            return problem(exc.status, str(exc))
+            refusals[(esp, exc.reason)] += 1
+            log.warning("refused %s webhook for %s: %s", esp, subaccount or "-",
+                        exc.detail, extra={"esp": esp, "reason": exc.reason})
+            refused = problem(exc.status, exc.detail, reason=exc.reason)
+            if exc.challenge is not None:
+                # SNS sends basic-auth credentials only after this challenge.
+                refused.headers["WWW-Authenticate"] = exc.challenge
+            return refused
 
         request_id = uuid.uuid4().hex
         record = {
@@ -219,9 +279,25 @@ def create_gateway(settings: Settings, producer: RawProducer | None = None) -> F
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
-        return JSONResponse({"accepted": True, "request_id": request_id})
+        if verdict.confirm_url is not None:
+            await confirm_subscription(verdict.confirm_url)
+        reply: dict[str, Any] = {"accepted": True, "request_id": request_id}
+        config = directory.webhook_auth(esp, subaccount) or {}
+        if "validation_key" in config:
+            reply["validation_key"] = config["validation_key"]
+        return JSONResponse(reply)
 
     return api
+
+
+async def _confirm_subscription(url: str) -> None:
+    """Confirm an SNS subscription: a GET of its SubscribeURL (an allowed topic's)."""
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            reply = await client.get(url)
+        log.info("confirmed SNS subscription: HTTP %s", reply.status_code)
+    except httpx.HTTPError as exc:
+        log.error("could not confirm SNS subscription: %s", exc)
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -8,8 +8,10 @@ every record of the request on ``mailyard.messages.submitted``.
 
 A request body may be up to twice ``MAILYARD_MAX_MESSAGE_BYTES``, room for
 base64 and JSON escaping; each message is then held to the limit itself.
-The endpoint has no authentication yet: expose it only on a trusted
-network, as the gateway's default 127.0.0.1 binding does.
+It takes an API key with the ``send`` scope. A subaccount key sends for
+its own subaccount only: a message that names no subaccount is stamped
+with the key's, one that names another is refused with 403, and so is
+every message of a suspended subaccount.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from connectors.submission import (
@@ -30,8 +32,10 @@ from connectors.submission import (
 )
 from connectors.submission_errors import RecordTooLarge
 from connectors.submission_publish import Sender, publish
+from mailyard.access import requires
 from mailyard.errors import BrokerUnavailable
 from mailyard.settings import Settings
+from mailyard.tenancy import ApiKey, TenantDirectory
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +44,15 @@ RETRY_AFTER_S = 5
 
 
 def submission_router(
-    settings: Settings, get_producer: Callable[[], Sender]
+    settings: Settings, get_producer: Callable[[], Sender], tenants: TenantDirectory
 ) -> APIRouter:
     """The router for ``POST /v1/messages``; ``get_producer`` is called per request."""
     router = APIRouter()
     body_limit = 2 * settings.max_message_bytes
+    sender = Depends(requires(tenants, "send"))
 
     @router.post("/v1/messages", status_code=202)
-    async def submit(request: Request) -> JSONResponse:
+    async def submit(request: Request, key: ApiKey = sender) -> JSONResponse:
         refused = _check_request(request, body_limit)
         if refused is not None:
             return refused
@@ -65,6 +70,9 @@ def submission_router(
             return _error(413, str(exc), field=exc.field)
         except SubmissionError as exc:
             return _error(422, str(exc), field=exc.field)
+        refused = _check_tenancy(submission, key, tenants)
+        if refused is not None:
+            return refused
 
         return await _accept(get_producer(), submission, settings.produce_timeout_s)
 
@@ -91,6 +99,25 @@ async def _accept(
     if submission.batch:
         return JSONResponse({"messages": [{"message_id": i} for i in ids]}, 202)
     return JSONResponse({"message_id": ids[0]}, 202)
+
+
+def _check_tenancy(
+    submission: Submission, key: ApiKey, tenants: TenantDirectory
+) -> JSONResponse | None:
+    """Stamp or check each message's subaccount against the key's."""
+    for index, record in enumerate(submission.records):
+        named = record.get("subaccount")
+        if key.subaccount is not None:
+            if named is not None and named != key.subaccount:
+                return _error(403, f"Message {index} names subaccount {named!r}; "
+                              f"this key sends for {key.subaccount!r} only.",
+                              field="subaccount")
+            record["subaccount"] = named = key.subaccount
+        sub = tenants.subaccounts.get(named) if named is not None else None
+        if sub is not None and sub.status == "suspended":
+            return _error(403, f"Subaccount {named!r} is suspended; it cannot send.",
+                          field="subaccount")
+    return None
 
 
 def _check_request(request: Request, limit: int) -> JSONResponse | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mailyard.errors import MailyardError
 from mailyard.settings import Settings
+from mailyard.tenant_cli import add_parsers as add_tenant_parsers
 
 log = logging.getLogger("mailyard")
 
@@ -166,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run the stream worker and its API").set_defaults(
         func=_cmd_worker
     )
+    add_tenant_parsers(sub)
     return parser
 
 

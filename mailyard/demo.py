@@ -5,6 +5,11 @@ applies the topic catalog, starts the gateway and the worker as child
 processes, replays generated ESP webhooks, waits until the worker has
 counted every distinct event, and prints a summary. Without ``--once`` the
 stack keeps running until Ctrl-C.
+
+The demo calls the API with the installation's bootstrap admin key
+(``MAILYARD_ADMIN_KEY``, or ``<data dir>/admin.key``). Its sample webhooks
+carry no ESP signatures, so it sets the installation's webhook entry points
+to ``{"none": true}``, and says so.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from pathlib import Path
 
 import httpx
 
-from connectors.registry import normalize
+from connectors.registry import esp_names, normalize
 from connectors.samples import generate, write_samples
 from mailyard.errors import MailyardError
 from mailyard.kafka_cli import kafka_start
 from mailyard.replay import Capture, replay
 from mailyard import demo_relay
 from mailyard.settings import Settings
+from mailyard.tenancy import bootstrap_admin_key, installation_record
+from mailyard.tenant_ops import publish_sync
 
 
 class DemoFailed(MailyardError, RuntimeError):
@@ -88,12 +95,14 @@ def _expected(captures: list[Capture]) -> tuple[int, int]:
     return total, len(ids)
 
 
-def _wait_processed(api: str, want: int, timeout: float) -> dict[str, int]:
+def _wait_processed(
+    api: str, want: int, timeout: float, admin: dict[str, str]
+) -> dict[str, int]:
     """Wait until this worker process has seen ``want`` events (duplicates too)."""
     deadline = time.monotonic() + timeout
     stats: dict[str, int] = {}
     while time.monotonic() < deadline:
-        stats = httpx.get(f"{api}/v1/stats", timeout=5.0).json()
+        stats = httpx.get(f"{api}/v1/stats", headers=admin, timeout=5.0).json()
         if stats["events_counted"] + stats["duplicates"] >= want:
             return stats
         time.sleep(0.5)
@@ -116,8 +125,24 @@ def _summary(counts: dict[str, object], stats: dict[str, int], settings: Setting
         f"archive:  {settings.archive_dir.resolve()}",
         f"webhooks: {gw}/webhooks/{{esp}}[/{{subaccount}}]",
         f"API:      {api}/v1/counts",
+        f"API key:  {_admin_key_source(settings)}",
     ]
     return "\n".join(lines)
+
+
+def _admin_key_source(settings: Settings) -> str:
+    if settings.admin_key:
+        return "MAILYARD_ADMIN_KEY (Authorization: Bearer ...)"
+    path = (settings.data_dir / "admin.key").resolve()
+    return f"{path} (Authorization: Bearer <its contents>)"
+
+
+def _accept_unsigned_webhooks(bootstrap: str) -> None:
+    """Let ``/webhooks/{esp}`` take the demo's unsigned sample bodies."""
+    unsigned = {esp: {"none": True} for esp in esp_names()}
+    publish_sync(bootstrap, [installation_record({"webhook_auth": unsigned})])
+    print("webhook signature checks are off for this demo (its samples are "
+          "unsigned); turn them on with: mailyard webhook-auth ESP '{...}'")
 
 
 def _free_port() -> int:
@@ -128,22 +153,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _relay_demo(gw: str, api: str, urls: dict[str, str], seed: int) -> None:
+def _current_version(api: str, admin: dict[str, str]) -> object:
+    return httpx.get(f"{api}/v1/rules", headers=admin, timeout=5).json().get("version")
+
+
+def _relay_demo(
+    gw: str, api: str, urls: dict[str, str], seed: int, admin: dict[str, str]
+) -> None:
     rules = demo_relay.rules_text(urls)
-    reply = httpx.post(f"{api}/v1/rules", json={
+    reply = httpx.post(f"{api}/v1/rules", headers=admin, json={
         "rules": rules, "author": "mailyard demo", "reason": "demo rule set"},
         timeout=10)
     if reply.status_code != 201:
         raise DemoFailed(f"the demo rule set was refused: {reply.text}")
     version = reply.json()["version"]
     deadline = time.monotonic() + 30
-    while httpx.get(f"{api}/v1/rules", timeout=5).json().get("version") != version:
+    while _current_version(api, admin) != version:
         if time.monotonic() > deadline:
             raise DemoFailed(f"rule set version {version} never became current.")
         time.sleep(0.2)
 
     messages = demo_relay.sample_messages(300, seed)
-    ids = demo_relay.submit(gw, messages)
+    ids = demo_relay.submit(gw, messages, admin)
     print(f"\nsubmitted {len(ids)} messages through rule set version {version} "
           "(VIP to Postmark, marketing split 80/20 SendGrid/Mailgun, "
           "transactional with failover)")
@@ -159,13 +190,20 @@ def _relay_demo(gw: str, api: str, urls: dict[str, str], seed: int) -> None:
 def run_demo(settings: Settings, *, once: bool, events: int, seed: int) -> int:
     broker = kafka_start(settings)
     print(f"Kafka ready on {broker.bootstrap}")
+    key = bootstrap_admin_key(settings.admin_key, settings.data_dir)
+    admin = {"Authorization": f"Bearer {key}"}
+    # Before the gateway reads mailyard.tenants, so its /readyz implies it.
+    _accept_unsigned_webhooks(broker.bootstrap)
     gw = f"http://{settings.gateway_host}:{settings.gateway_port}"
     api = f"http://{settings.gateway_host}:{settings.api_port}"
     ports = {p: _free_port() for p in demo_relay.PROVIDERS}
     urls = {p: f"http://127.0.0.1:{port}" for p, port in ports.items()}
+    # The children run from the repository: hand them the key itself, so a
+    # relative MAILYARD_DATA_DIR cannot make them find another admin.key.
+    keyed = {"MAILYARD_ADMIN_KEY": key}
     children = [
-        Child("gateway", settings),
-        Child("worker", settings, env=demo_relay.credentials_env()),
+        Child("gateway", settings, env=keyed),
+        Child("worker", settings, env={**keyed, **demo_relay.credentials_env()}),
         *(Child(f"standin-{p}", settings, ["tests.standins", p, "--port", str(port)])
           for p, port in ports.items()),
     ]
@@ -174,7 +212,8 @@ def run_demo(settings: Settings, *, once: bool, events: int, seed: int) -> int:
         _wait_ready(f"{api}/readyz", children[1], 120)
         for child, url in zip(children[2:], urls.values()):
             _wait_ready(f"{url}/_control", child, 30)
-        before = httpx.get(f"{api}/v1/counts", timeout=5.0).json()["total"]
+        counted = httpx.get(f"{api}/v1/counts", headers=admin, timeout=5.0)
+        before = counted.json()["total"]
 
         folder = settings.data_dir / "samples" / f"seed-{seed}"
         samples = generate(seed=seed, n_events=events, duplicate_rate=0.05)
@@ -189,14 +228,14 @@ def run_demo(settings: Settings, *, once: bool, events: int, seed: int) -> int:
                 f"{len(result.failed)} webhooks were refused: {result.failed[:3]}"
             )
 
-        stats = _wait_processed(api, n_events, 120)
-        counts = httpx.get(f"{api}/v1/counts", timeout=5.0).json()
+        stats = _wait_processed(api, n_events, 120, admin)
+        counts = httpx.get(f"{api}/v1/counts", headers=admin, timeout=5.0).json()
         print(_summary(counts, stats, settings, api, gw))
         if before == 0 and counts["total"] != n_distinct:
             raise DemoFailed(
                 f"counted {counts['total']} distinct events, expected {n_distinct}."
             )
-        _relay_demo(gw, api, urls, seed)
+        _relay_demo(gw, api, urls, seed, admin)
         if not once:
             print("\nThe stack is running; Ctrl-C stops it.")
             while all(c.proc.poll() is None for c in children):

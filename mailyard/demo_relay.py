@@ -92,11 +92,15 @@ def sample_messages(n: int, seed: int) -> list[dict[str, object]]:
     return out
 
 
-def submit(gateway: str, messages: list[dict[str, object]]) -> list[str]:
+def submit(
+    gateway: str, messages: list[dict[str, object]], headers: dict[str, str]
+) -> list[str]:
+    """Submit in batches of 100; ``headers`` carry a key with the send scope."""
     ids: list[str] = []
     for start in range(0, len(messages), 100):
         batch = messages[start:start + 100]
-        reply = httpx.post(f"{gateway}/v1/messages", json={"messages": batch}, timeout=30)
+        reply = httpx.post(f"{gateway}/v1/messages", json={"messages": batch},
+                           headers=headers, timeout=30)
         reply.raise_for_status()
         ids += [m["message_id"] for m in reply.json()["messages"]]
     return ids

@@ -44,6 +44,9 @@ class Settings:
     retry_max_age_s: int = 72 * 3600
     smtp_port: int = 2525
     max_message_bytes: int = 10 * 1024 * 1024
+    # The installation's bootstrap admin key (myk_...); when unset, one is
+    # made once and kept in <data_dir>/admin.key (see mailyard.tenancy).
+    admin_key: str | None = None
 
     @property
     def archive_dir(self) -> Path:
@@ -75,6 +78,7 @@ class Settings:
             health_bucket_s=_int(env, "MAILYARD_HEALTH_BUCKET_S", d.health_bucket_s),
             retry_base_s=_int(env, "MAILYARD_RETRY_BASE_S", d.retry_base_s),
             retry_max_age_s=_int(env, "MAILYARD_RETRY_MAX_AGE_S", d.retry_max_age_s),
+            admin_key=env.get("MAILYARD_ADMIN_KEY") or None,
         )
         stages = env.get("MAILYARD_WORKER_STAGES")
         if stages:

@@ -62,11 +62,16 @@ DISPATCH = TopicSpec(
 )
 RULES = TopicSpec(
     "mailyard.rules", 1, None, compacted=True,
-    doc="Every rule set version, keyed by version; the highest is current.",
+    doc="Rule set versions: the installation's keyed by version, "
+    "a subaccount's by <name>/<version>; the highest is current.",
 )
 SUPPRESSIONS = TopicSpec(
     "mailyard.suppressions", 4, None, compacted=True,
     doc="Suppression list entries keyed by subaccount|address; null removes.",
+)
+TENANTS = TopicSpec(
+    "mailyard.tenants", 1, None, compacted=True,
+    doc="Subaccounts, API keys (hashed) and installation settings (mailyard.tenancy).",
 )
 # Delayed retries: a record waits in the tier whose delay covers its backoff;
 # every record in a tier waits the same time, so due times stay in order.
@@ -78,7 +83,7 @@ RETRIES: tuple[TopicSpec, ...] = tuple(
 
 CATALOG: tuple[TopicSpec, ...] = (
     RAW_WEBHOOKS, EVENTS, DEAD_LETTERS,
-    SUBMITTED, REROUTE, DECISIONS, DISPATCH, RULES, SUPPRESSIONS, *RETRIES,
+    SUBMITTED, REROUTE, DECISIONS, DISPATCH, RULES, SUPPRESSIONS, TENANTS, *RETRIES,
 )
 
 

@@ -11,12 +11,15 @@ import dataclasses
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
 
+from mailyard.access import install_error_handler, require_admin, requires, scoped_subaccount
 from mailyard.model import EVENT_TYPES
+from mailyard.tenancy import ApiKey
 from streams.app import Worker
 from streams.ledger import query_counts
+from streams.tenant_api import tenant_router
 
 
 def _minute(ts: datetime | None) -> int | None:
@@ -29,6 +32,8 @@ def _minute(ts: datetime | None) -> int | None:
 
 def create_api(worker: Worker) -> FastAPI:
     api = FastAPI(title="Mailyard worker API", version="0.1.0")
+    install_error_handler(api)
+    tenants = worker.tenants
 
     @api.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -37,11 +42,13 @@ def create_api(worker: Worker) -> FastAPI:
     @api.get("/readyz")
     async def readyz() -> JSONResponse:
         app = worker.app
-        ready = bool(app.started) and not app.rebalancing
-        body = {"ready": ready, "rebalancing": bool(app.rebalancing)}
+        tenants_read = worker.tenants_ready.is_set()
+        ready = bool(app.started) and not app.rebalancing and tenants_read
+        body = {"ready": ready, "rebalancing": bool(app.rebalancing),
+                "tenants": tenants_read}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @api.get("/v1/stats")
+    @api.get("/v1/stats", dependencies=[Depends(require_admin(tenants))])
     async def stats() -> dict[str, int]:
         return dataclasses.asdict(worker.stats)
 
@@ -53,7 +60,12 @@ def create_api(worker: Worker) -> FastAPI:
         type: str | None = None,  # noqa: A002 - the public parameter name
         subaccount: str | None = None,
         resolution: Annotated[Literal["total", "minute"], Query()] = "total",
+        key: ApiKey = Depends(requires(tenants, "events:read")),
     ) -> dict[str, object]:
+        # A subaccount key counts its own subaccount's events, always.
+        subaccount = scoped_subaccount(key, subaccount)
+        if not key.is_admin and subaccount is None:
+            raise HTTPException(403, "This key's subaccount is unknown.")
         if type is not None and type not in EVENT_TYPES:
             raise HTTPException(
                 422, f"type must be one of {', '.join(EVENT_TYPES)}; got {type!r}."
@@ -75,7 +87,9 @@ def create_api(worker: Worker) -> FastAPI:
     if worker.relay is not None:
         from streams.relay_api import relay_router
 
-        api.include_router(relay_router(worker.relay))
+        api.include_router(relay_router(worker.relay, tenants))
+    forget = worker.relay.forget_subaccount if worker.relay is not None else None
+    api.include_router(tenant_router(tenants, worker.publish_tenants, forget))
     return api
 
 

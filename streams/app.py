@@ -25,9 +25,11 @@ from typing import Any
 import faust
 from faust.streams import _current_event  # set per event when writing a batch
 
+from mailyard.broadcast import Broadcast
 from mailyard.codec import codec
 from mailyard.settings import Settings
-from mailyard.topics import DEAD_LETTERS, EVENTS, RAW_WEBHOOKS, SUPPRESSIONS
+from mailyard.tenancy import TenantDirectory, bootstrap_admin_key
+from mailyard.topics import DEAD_LETTERS, EVENTS, RAW_WEBHOOKS, SUPPRESSIONS, TENANTS
 from sinks.parquet_archive import Located, ParquetArchive
 from streams.ledger import Ledger
 from streams.normalize import decode_event, transform
@@ -91,9 +93,30 @@ class Worker:
             self.app.agent(self.raw_topic, name="normalize")(self._normalize_agent)
         if "ledger" in settings.worker_stages:
             self.app.agent(self.events_topic, name="ledger")(self._ledger_agent)
+        # Subaccounts and keys, read whole by every worker, for its API.
+        self.tenants = TenantDirectory(
+            bootstrap_admin_key(settings.admin_key, settings.data_dir)
+        )
+        self._tenant_reader = Broadcast(
+            settings.bootstrap, TENANTS.name, TENANTS.partitions, self.tenants.on_record
+        )
+        self.app.task(self._start_tenants)
         self.relay: Relay | None = None
         if {"route", "dispatch"} & set(settings.worker_stages):
-            self.relay = Relay(self.app, settings, self.producer, self._topics)
+            self.relay = Relay(self.app, settings, self.producer, self._topics,
+                               tenants=self.tenants, tenants_ready=self.tenants_ready)
+
+    async def _start_tenants(self) -> None:
+        self._tenant_reader.start()
+
+    @property
+    def tenants_ready(self) -> asyncio.Event:
+        return self._tenant_reader.ready
+
+    async def publish_tenants(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        await self.producer.send_all(
+            [(TENANTS.name, key, value) for key, value in records]  # type: ignore[misc]
+        )
 
     def _topics(self, *names: str) -> faust.TopicT:
         return self._topic(*names, partitions=EVENTS.partitions)

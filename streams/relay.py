@@ -9,6 +9,10 @@
 Every worker reads the whole rules, suppressions, decisions and events
 topics (``mailyard.broadcast``), so each routes with the same rule set,
 suppression list and destination health whatever partitions it holds.
+The rules topic holds the installation's rule set versions (key
+``<version>``) and each subaccount's own rules (key
+``<subaccount>/<version>``); the worker's tenant directory says which
+subaccounts exist, are suspended or pinned to a destination.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import faust
 
 from mailyard.codec import codec
 from mailyard.settings import Settings
+from mailyard.tenancy import TenantDirectory
 from mailyard.topics import (
     DECISIONS, DISPATCH, EVENTS, REROUTE, RETRIES, RULES, SUBMITTED, SUPPRESSIONS,
 )
@@ -32,7 +37,10 @@ from streams.dispatcher import Dispatcher
 from streams.producer import BatchProducer, Record
 from streams.retry import RetryForwarder
 from streams.router import Router
-from streams.rules import Decision, Engine, RuleSet, WindowedHealth, load_rules
+from streams.rules import (
+    Decision, Engine, EngineBook, RuleSet, RuleValidationError, SubaccountRules,
+    WindowedHealth, load_rules,
+)
 from streams.state import (
     HealthFeed, MessageIndex, RulesStore, SuppressionList, suppression_key,
 )
@@ -50,11 +58,15 @@ class Relay:
 
     def __init__(
         self, app: faust.App, settings: Settings, producer: BatchProducer,
-        topic: Any,
+        topic: Any, *, tenants: TenantDirectory | None = None,
+        tenants_ready: asyncio.Event | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.producer = producer
+        # None: every subaccount is unknown, so the installation's rules decide.
+        self.tenants = tenants
+        self._tenants_ready = tenants_ready
         self.health = WindowedHealth(
             window=settings.health_window_s, bucket=settings.health_bucket_s
         )
@@ -70,6 +82,7 @@ class Relay:
         self.stats = {"routed": 0, "rejected": 0, "held": 0, "dispatched": 0}
         self._publishing = asyncio.Lock()
         self._published = 0
+        self._published_own: dict[str, int] = {}
         self._readers = self._make_readers()
         self._retry = RetryForwarder(
             settings.bootstrap, [t.name for t in RETRIES], producer,
@@ -120,15 +133,20 @@ class Relay:
             self._retry.start()
 
     async def ready(self) -> None:
-        """Wait until the rules and suppressions topics have been read."""
+        """Wait until the rules, suppressions and tenants topics have been read."""
         await asyncio.gather(self._readers[0].ready.wait(), self._readers[1].ready.wait())
+        if self._tenants_ready is not None:
+            # Suspensions and pins must be known before the first message.
+            await self._tenants_ready.wait()
         if self.rules.current is None and self.settings.rules_file is not None:
             while self.router is None:  # the initial rules are being published
                 await asyncio.sleep(0.1)
 
     def _on_rules(self, ruleset: RuleSet) -> None:
         if self.router is None:
-            self.router = Router(Engine(ruleset, self.health), self.suppressions)
+            book = EngineBook(Engine(ruleset, self.health), self.rules.subaccount_rules,
+                              on_invalid=_log_invalid_own_rules)
+            self.router = Router(book, self.suppressions, tenants=self.tenants)
         else:
             self.router.engine.reload(ruleset)
 
@@ -152,6 +170,39 @@ class Relay:
             await self.producer.send_all([(RULES.name, str(version).encode(), value)])
             self._published = version
         return version
+
+    async def publish_subaccount_rules(
+        self, subaccount: str, data: dict[str, Any], *, author: str, reason: str
+    ) -> int:
+        """Validate ``data`` as ``subaccount``'s next own rules and publish it.
+
+        Its rules are checked against the installation's current rule set
+        (RuleValidationError names the rule and field); versions count per
+        subaccount, numbered by this worker as :meth:`publish_rules` does.
+        """
+        await self._readers[0].ready.wait()
+        installation = self.rules.current
+        if installation is None:
+            raise RuleValidationError(None, "rules", "cannot be checked: no "
+                                      "installation rule set is published yet.")
+        async with self._publishing:
+            version = max(self.rules.next_subaccount_version(subaccount),
+                          self._published_own.get(subaccount, 0) + 1)
+            stamped = {**data, "subaccount": subaccount, "version": version,
+                       "author": author, "reason": reason,
+                       "created_at": datetime.now(timezone.utc).isoformat()}
+            SubaccountRules.from_dict(stamped, installation.destinations)
+            key = f"{subaccount}/{version}".encode()
+            await self.producer.send_all([(RULES.name, key, json.dumps(stamped).encode())])
+            self._published_own[subaccount] = version
+        return version
+
+    async def forget_subaccount(self, subaccount: str) -> None:
+        """Delete every rules version of a subaccount that is gone."""
+        versions = self.rules.subaccount_versions.get(subaccount, {})
+        records = [(RULES.name, f"{subaccount}/{v}".encode(), None) for v in versions]
+        if records:
+            await self.producer.send_all(records)  # type: ignore[arg-type]
 
     async def set_suppression(
         self, subaccount: str | None, address: str, entry: dict[str, Any] | None
@@ -200,10 +251,15 @@ def no_rules(value: bytes, topic: str) -> list[Record]:
     reason = "no rule set is published yet (POST /v1/rules or set MAILYARD_RULES)"
     return [
         (DECISIONS.name, record["message_id"].encode(), _DECISION.encode(
-            Decision(record["message_id"], r, None, 0, "hold", None,
-                     reason=reason).to_dict()))
+            Decision(record["message_id"], r, None, 0, "hold", None, reason=reason,
+                     subaccount=record.get("subaccount")).to_dict()))
         for r in recipients
     ]
+
+
+def _log_invalid_own_rules(subaccount: str, problem: str) -> None:
+    log.warning("holding subaccount %s's mail: %s", subaccount, problem,
+                extra={"subaccount": subaccount})
 
 
 def suppression_entry(event: Any) -> dict[str, Any] | None:

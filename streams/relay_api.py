@@ -1,4 +1,9 @@
-"""REST for the Rule Engine: rules, simulation, suppressions, message status."""
+"""REST for the Rule Engine: rules, simulation, suppressions, message status.
+
+The installation's rules (``/v1/rules*``) are for admin keys. A
+subaccount's own rules (``/v1/subaccounts/{name}/rules*``, same shapes) are
+for keys with ``rules:manage`` on that subaccount, and admin keys.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 import yaml
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from mailyard.access import check_own, require_admin, requires
+from mailyard.tenancy import ApiKey, TenantDirectory
 from streams.recorded import recorded_messages
 from streams.relay import Relay
 from streams.rules import (
-    Message, RuleSet, RuleValidationError, StaticHealth, simulate, summarize,
+    Message, RuleSet, RuleValidationError, StaticHealth, SubaccountRules, simulate,
+    summarize,
 )
 
 
@@ -56,28 +64,63 @@ def _ruleset(data: dict[str, Any] | str, **stamp: Any) -> RuleSet:
         raise HTTPException(422, str(exc)) from exc
 
 
-def relay_router(relay: Relay) -> APIRouter:
+def _own_rules_data(data: dict[str, Any] | str) -> dict[str, Any]:
+    """A posted subaccount rule set as a mapping; YAML text may be a bare list."""
+    parsed = yaml.safe_load(data) if isinstance(data, str) else data
+    if isinstance(parsed, list):
+        parsed = {"rules": parsed}
+    if not isinstance(parsed, dict):
+        raise HTTPException(422, "rules must be a mapping with a rules list, or a list.")
+    return parsed
+
+
+def _installation(relay: Relay) -> RuleSet:
+    """The installation's current rule set, whose destinations own rules name."""
+    if relay.rules.current is None:
+        raise HTTPException(409, "No installation rule set is published yet; a "
+                            "subaccount's rules name its destinations (POST /v1/rules).")
+    return relay.rules.current
+
+
+def _candidate(relay: Relay, name: str, data: dict[str, Any]) -> SubaccountRules:
+    """``data`` as ``name``'s next version would be, checked but not published."""
+    installation = _installation(relay)
+    header = {"subaccount": name, "version": relay.rules.next_subaccount_version(name),
+              "author": "simulation", "reason": "simulation",
+              "created_at": datetime.now(timezone.utc).isoformat()}
+    try:
+        return SubaccountRules.from_dict({**data, **header}, installation.destinations)
+    except RuleValidationError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+def relay_router(relay: Relay, tenants: TenantDirectory) -> APIRouter:
     api = APIRouter()
+    admin = Depends(require_admin(tenants))
+    reader = Depends(requires(tenants, "events:read"))
+    suppressor = Depends(requires(tenants, "suppressions:manage"))
+    rules_manager = Depends(requires(tenants, "rules:manage"))
 
     @api.get("/v1/messages/{message_id}")
-    async def message_status(message_id: str) -> dict[str, Any]:
+    async def message_status(message_id: str, key: ApiKey = reader) -> dict[str, Any]:
         entry = relay.index.get(message_id)
-        if entry is None:
+        # Another subaccount's message is answered as if it did not exist.
+        if entry is None or not (key.is_admin or relay.index.owner(message_id) == key.subaccount):
             raise HTTPException(404, f"No message {message_id!r} in the last day.")
         return {"message_id": message_id, **entry}
 
-    @api.get("/v1/rules")
+    @api.get("/v1/rules", dependencies=[admin])
     async def current_rules() -> dict[str, Any]:
         if relay.rules.current is None:
             raise HTTPException(404, "No rule set has been published yet.")
         return relay.rules.versions[relay.rules.current.version]
 
-    @api.get("/v1/rules/versions")
+    @api.get("/v1/rules/versions", dependencies=[admin])
     async def versions() -> list[dict[str, Any]]:
         return [{k: v[k] for k in ("version", "author", "created_at", "reason")}
                 for _, v in sorted(relay.rules.versions.items())]
 
-    @api.post("/v1/rules", status_code=201)
+    @api.post("/v1/rules", status_code=201, dependencies=[admin])
     async def publish(body: RulesIn) -> dict[str, int]:
         candidate = _ruleset(body.rules, version=relay.rules.next_version,
                              author=body.author, reason=body.reason)
@@ -85,7 +128,7 @@ def relay_router(relay: Relay) -> APIRouter:
                                             reason=body.reason)
         return {"version": version}
 
-    @api.post("/v1/rules/restore", status_code=201)
+    @api.post("/v1/rules/restore", status_code=201, dependencies=[admin])
     async def restore(body: RestoreIn) -> dict[str, int]:
         old = relay.rules.versions.get(body.version)
         if old is None:
@@ -94,7 +137,7 @@ def relay_router(relay: Relay) -> APIRouter:
         version = await relay.publish_rules(old, author=body.author, reason=reason)
         return {"version": version}
 
-    @api.post("/v1/rules/simulate")
+    @api.post("/v1/rules/simulate", dependencies=[admin])
     async def simulate_rules(body: SimulateIn) -> dict[str, Any]:
         # A candidate is numbered as the version it would be if published
         # (rule set versions start at 1; 0 is refused by validation).
@@ -115,12 +158,92 @@ def relay_router(relay: Relay) -> APIRouter:
         return {"decisions": [d.to_dict() for d in decisions],
                 "summary": summarize(decisions), "messages": len(messages)}
 
+    def known(key: ApiKey, name: str) -> None:
+        check_own(key, name)
+        if name not in tenants.subaccounts:
+            raise HTTPException(404, f"There is no subaccount {name!r}.")
+
+    async def publish_own(name: str, data: dict[str, Any], author: str,
+                          reason: str) -> dict[str, int]:
+        _installation(relay)
+        try:
+            version = await relay.publish_subaccount_rules(
+                name, data, author=author, reason=reason)
+        except RuleValidationError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"version": version}
+
+    @api.get("/v1/subaccounts/{name}/rules")
+    async def own_rules(name: str, key: ApiKey = rules_manager) -> dict[str, Any]:
+        known(key, name)
+        data = relay.rules.subaccount_rules(name)
+        if data is None:
+            raise HTTPException(404, f"Subaccount {name} has no rules of its own; "
+                                "the installation's rules decide its mail.")
+        return data
+
+    @api.get("/v1/subaccounts/{name}/rules/versions")
+    async def own_versions(name: str, key: ApiKey = rules_manager) -> list[dict[str, Any]]:
+        known(key, name)
+        found = relay.rules.subaccount_versions.get(name, {})
+        return [{k: v.get(k) for k in ("version", "author", "created_at", "reason")}
+                for _, v in sorted(found.items())]
+
+    @api.post("/v1/subaccounts/{name}/rules", status_code=201)
+    async def publish_own_rules(
+        name: str, body: RulesIn, key: ApiKey = rules_manager
+    ) -> dict[str, int]:
+        known(key, name)
+        return await publish_own(name, _own_rules_data(body.rules), body.author,
+                                 body.reason)
+
+    @api.post("/v1/subaccounts/{name}/rules/restore", status_code=201)
+    async def restore_own_rules(
+        name: str, body: RestoreIn, key: ApiKey = rules_manager
+    ) -> dict[str, int]:
+        known(key, name)
+        old = relay.rules.subaccount_versions.get(name, {}).get(body.version)
+        if old is None:
+            raise HTTPException(404, f"Subaccount {name} has no rules version "
+                                f"{body.version}.")
+        reason = body.reason or f"restore version {body.version}"
+        return await publish_own(name, {"rules": old.get("rules")}, body.author, reason)
+
+    @api.post("/v1/subaccounts/{name}/rules/simulate")
+    async def simulate_own_rules(
+        name: str, body: SimulateIn, key: ApiKey = rules_manager
+    ) -> dict[str, Any]:
+        known(key, name)
+        installation = _installation(relay)
+        live = relay.rules.subaccount_rules(name)
+        data = _own_rules_data(body.rules) if body.rules else live
+        # Without rules of its own, its mail is simulated on the installation's.
+        own = None if data is None else _candidate(relay, name, data)
+        # Only this subaccount's messages: given ones are taken as its own.
+        records = [{**m, "subaccount": name}
+                   for m in [body.message, *(body.messages or [])] if m]
+        if body.start and body.end:
+            recorded = await asyncio.to_thread(
+                recorded_messages, relay.settings.bootstrap, body.start, body.end)
+            records += [r for r in recorded if r.get("subaccount") == name]
+        try:
+            messages = [Message.from_record(r) for r in records]
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(422, f"Not a message: {exc}.") from exc
+        decisions = simulate(installation, messages, relay.health, own=own)
+        return {"decisions": [d.to_dict() for d in decisions],
+                "summary": summarize(decisions), "messages": len(messages)}
+
     @api.get("/v1/suppressions/{subaccount}")
-    async def suppressions(subaccount: str) -> list[dict[str, Any]]:
+    async def suppressions(subaccount: str, key: ApiKey = suppressor) -> list[dict[str, Any]]:
+        check_own(key, subaccount)
         return relay.suppressions.for_subaccount(subaccount)
 
     @api.put("/v1/suppressions/{subaccount}/{address}", status_code=201)
-    async def suppress(subaccount: str, address: str, body: SuppressionIn) -> dict[str, str]:
+    async def suppress(
+        subaccount: str, address: str, body: SuppressionIn, key: ApiKey = suppressor
+    ) -> dict[str, str]:
+        check_own(key, subaccount)
         if "@" not in address:
             raise HTTPException(422, f"{address!r} is not an email address.")
         await relay.set_suppression(subaccount, address,
@@ -128,12 +251,13 @@ def relay_router(relay: Relay) -> APIRouter:
         return {"subaccount": subaccount, "address": address.lower()}
 
     @api.delete("/v1/suppressions/{subaccount}/{address}", status_code=204)
-    async def unsuppress(subaccount: str, address: str) -> None:
+    async def unsuppress(subaccount: str, address: str, key: ApiKey = suppressor) -> None:
+        check_own(key, subaccount)
         if relay.suppressions.get(subaccount, address) is None:
             raise HTTPException(404, f"{address} is not suppressed for {subaccount}.")
         await relay.set_suppression(subaccount, address, None)
 
-    @api.get("/v1/relay/stats")
+    @api.get("/v1/relay/stats", dependencies=[admin])
     async def stats() -> dict[str, Any]:
         return {**relay.stats, "retries_forwarded": relay._retry.forwarded}
 

@@ -6,6 +6,14 @@ calls :meth:`Router.route` for each submitted message and
 retry goes wherever the rules send it *now*, e.g. to the backup while the
 primary fails). Suppressed recipients become ``rejected`` events with the
 reason; nothing is dropped silently.
+
+Per recipient, in this order: the mail of a suspended subaccount is
+rejected ("subaccount suspended"); a suppressed recipient is rejected; the
+mail of a subaccount pinned to a destination goes there (held if the
+installation's rule set has no such destination); everything else is
+decided by the subaccount's engine, its own rules before the
+installation's. A subaccount the tenant directory does not know (deleted)
+is decided by the installation's rules alone.
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ from typing import Any
 from mailyard.codec import codec
 from mailyard.model import EmailEvent, make_event_id
 from mailyard.providers import mailbox_provider, recipient_domain
+from mailyard.tenancy import Subaccount, TenantDirectory
 from mailyard.topics import DECISIONS, DISPATCH, EVENTS
 from streams.producer import Record
-from streams.rules import Decision, Engine, Message
+from streams.rules import Decision, Engine, EngineBook, Message
 from streams.state import SuppressionList
 
 _DISPATCH = codec("dispatch")
@@ -28,6 +37,7 @@ _EVENT = codec("email_event")
 _ROUTED = {"route", "split", "failover", "default"}
 _MESSAGE_FIELDS = ("subaccount", "stream", "headers", "tags", "metadata", "size_bytes")
 _CONTENT_FIELDS = ("subject", "text", "html", "raw_mime")
+SUSPENDED = "subaccount suspended"
 
 
 @dataclasses.dataclass(slots=True)
@@ -39,9 +49,24 @@ class Routed:
 
 
 class Router:
-    def __init__(self, engine: Engine, suppressions: SuppressionList) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        engines: Engine | EngineBook,
+        suppressions: SuppressionList,
+        *,
+        tenants: TenantDirectory | None = None,
+    ) -> None:
+        self.book = (
+            engines if isinstance(engines, EngineBook)
+            else EngineBook(engines, lambda _subaccount: None)
+        )
         self.suppressions = suppressions
+        self.tenants = tenants
+
+    @property
+    def engine(self) -> Engine:
+        """The installation's engine (``reload`` it for a new rule set)."""
+        return self.book.installation
 
     def route(self, submitted: dict[str, Any]) -> Routed:
         """Decide every recipient (to, cc, bcc) of a submitted message."""
@@ -67,15 +92,7 @@ class Router:
     def _decide(
         self, message: Message, recipient: str, base: dict[str, Any], out: Routed
     ) -> None:
-        entry = self.suppressions.get(message.subaccount, recipient)
-        if entry is not None:
-            decision = Decision(
-                message.message_id, recipient, None,
-                self.engine.ruleset.version, "suppress", None,
-                reason=f"on the suppression list: {entry.get('reason', 'suppressed')}",
-            )
-        else:
-            decision = self.engine.decide(message, recipient)
+        decision = self.decision(message, recipient)
 
         key = message.message_id.encode()
         out.records.append((DECISIONS.name, key, _DECISION.encode(decision.to_dict())))
@@ -90,6 +107,52 @@ class Router:
             out.rejected += 1
         else:
             out.held += 1
+
+    def decision(self, message: Message, recipient: str) -> Decision:
+        """The decision for one recipient, subaccount status and pin first."""
+        sub = self._subaccount(message.subaccount)
+        if sub is not None and sub.status == "suspended":
+            return self._refused(message, recipient, f"suspended:{sub.name}", SUSPENDED)
+
+        entry = self.suppressions.get(message.subaccount, recipient)
+        if entry is not None:
+            reason = f"on the suppression list: {entry.get('reason', 'suppressed')}"
+            return self._refused(message, recipient, None, reason)
+
+        if sub is not None and sub.pinned_destination is not None:
+            return self._pinned(message, recipient, sub, sub.pinned_destination)
+        name = None if sub is None else sub.name
+        return self.book.decide(message, recipient, subaccount=name)
+
+    def _subaccount(self, name: str | None) -> Subaccount | None:
+        if name is None or self.tenants is None:
+            return None
+        return self.tenants.subaccounts.get(name)
+
+    def _refused(
+        self, message: Message, recipient: str, rule: str | None, reason: str
+    ) -> Decision:
+        return Decision(
+            message.message_id, recipient, rule, self.engine.ruleset.version,
+            "suppress", None, reason=reason, subaccount=message.subaccount,
+        )
+
+    def _pinned(
+        self, message: Message, recipient: str, sub: Subaccount, destination: str
+    ) -> Decision:
+        rule = f"pinned:{sub.name}"
+        ruleset = self.engine.ruleset
+        if destination not in ruleset.destinations:
+            reason = (
+                f"subaccount {sub.name} is pinned to destination {destination!r}, "
+                f"which the installation's rule set version {ruleset.version} "
+                "does not declare"
+            )
+            return Decision(
+                message.message_id, recipient, rule, ruleset.version, "hold", None,
+                reason=reason, subaccount=message.subaccount,
+            )
+        return self.engine.route_to(message, recipient, destination, rule=rule)
 
 
 def _dispatch_base(
@@ -128,7 +191,7 @@ def _rejected(message: Message, recipient: str, reason: str) -> EmailEvent:
         event_id=make_event_id("mailyard", message.message_id, recipient, "rejected"),
         type="rejected",
         esp="mailyard",
-        esp_event="suppressed",
+        esp_event="subaccount_suspended" if reason == SUSPENDED else "suppressed",
         timestamp=datetime.now(timezone.utc),
         recipient=recipient,
         recipient_domain=domain,

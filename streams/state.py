@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from mailyard.codec import codec
+from mailyard.codec import Codec, load_schema
 from mailyard.model import EmailEvent
 from streams.normalize import decode_event
 from streams.rules import RuleSet, WindowedHealth
@@ -27,15 +27,34 @@ ERROR_KEY = "mailyard_error"
 
 
 class RulesStore:
-    """Every rule set version from the compacted rules topic; the highest is current."""
+    """Every rule set version from the compacted rules topic.
+
+    The installation's versions are keyed by their number and the highest
+    is current. A subaccount's own rules are keyed ``<subaccount>/<number>``
+    and kept as plain data, its highest number current: they are validated
+    against the installation's rule set when an engine is built from them
+    (:class:`streams.rules.EngineBook`). A null value deletes a version.
+    """
 
     def __init__(self, on_change: Callable[[RuleSet], None]) -> None:
         self.versions: dict[int, dict[str, Any]] = {}
         self.current: RuleSet | None = None
+        self.subaccount_versions: dict[str, dict[int, dict[str, Any]]] = {}
+        self._subaccount_current: dict[str, dict[str, Any]] = {}
         self._on_change = on_change
 
     def on_record(self, record: ConsumerRecord) -> None:
-        data = json.loads(record.value)
+        key = record.key.decode() if record.key else ""
+        subaccount, slash, number = key.rpartition("/")
+        if slash:
+            self._on_subaccount_record(subaccount, number, record.value)
+        elif record.value is None:
+            if number.isdigit():
+                self.versions.pop(int(number), None)
+        else:
+            self._on_installation_record(json.loads(record.value))
+
+    def _on_installation_record(self, data: dict[str, Any]) -> None:
         ruleset = RuleSet.from_dict(data)
         self.versions[ruleset.version] = data
         if self.current is None or ruleset.version > self.current.version:
@@ -43,9 +62,36 @@ class RulesStore:
             log.info("rule set version %s is current (%s)", ruleset.version, ruleset.reason)
             self._on_change(ruleset)
 
+    def _on_subaccount_record(
+        self, subaccount: str, number: str, value: bytes | None
+    ) -> None:
+        if not number.isdigit():
+            log.warning("ignoring rules record %s/%s: not <subaccount>/<version>",
+                        subaccount, number, extra={"subaccount": subaccount})
+            return
+        versions = self.subaccount_versions.setdefault(subaccount, {})
+        if value is None:
+            versions.pop(int(number), None)
+        else:
+            versions[int(number)] = json.loads(value)
+        latest = versions[max(versions)] if versions else None
+        if latest is None:
+            self._subaccount_current.pop(subaccount, None)
+        elif latest is not self._subaccount_current.get(subaccount):
+            self._subaccount_current[subaccount] = latest
+            log.info("subaccount %s rules version %s is current", subaccount,
+                     max(versions), extra={"subaccount": subaccount})
+
     @property
     def next_version(self) -> int:
         return max(self.versions, default=0) + 1
+
+    def subaccount_rules(self, subaccount: str) -> dict[str, Any] | None:
+        """The subaccount's current own rules as published, if it has any."""
+        return self._subaccount_current.get(subaccount)
+
+    def next_subaccount_version(self, subaccount: str) -> int:
+        return max(self.subaccount_versions.get(subaccount, ()), default=0) + 1
 
 
 def suppression_key(subaccount: str | None, address: str) -> str:
@@ -115,6 +161,19 @@ class HealthFeed:
             self.health.record(destination, event.mailbox_provider, outcome, event.timestamp)
 
 
+def _decision_codec() -> Codec:
+    """The decision codec, which also reads decisions from before ``subaccount``.
+
+    The decisions topic keeps 30 days, so records written before the
+    subaccount fields were added are read back for that long.
+    """
+    current = load_schema("routing_decision")
+    added = {"subaccount", "subaccount_ruleset_version"}
+    before = {**current, "fields": [f for f in current["fields"]
+                                    if f["name"] not in added]}
+    return Codec(current, writers=[before])
+
+
 class MessageIndex:
     """Recent messages' decisions and events, for ``GET /v1/messages/{id}``.
 
@@ -124,7 +183,7 @@ class MessageIndex:
     def __init__(self, capacity: int = 200_000) -> None:
         self.capacity = capacity
         self._items: OrderedDict[str, dict[str, list[dict[str, Any]]]] = OrderedDict()
-        self._decision = codec("routing_decision")
+        self._decision = _decision_codec()
 
     def _entry(self, message_id: str) -> dict[str, list[dict[str, Any]]]:
         entry = self._items.get(message_id)
@@ -145,3 +204,11 @@ class MessageIndex:
 
     def get(self, message_id: str) -> dict[str, list[dict[str, Any]]] | None:
         return self._items.get(message_id)
+
+    def owner(self, message_id: str) -> str | None:
+        """The subaccount a message was submitted for, as its records say."""
+        entry = self._items.get(message_id) or {"decisions": [], "events": []}
+        for item in (*entry["decisions"], *entry["events"]):
+            if item.get("subaccount"):
+                return str(item["subaccount"])
+        return None

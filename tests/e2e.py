@@ -1,7 +1,14 @@
-"""Helpers for end-to-end tests: the gateway and worker as real processes."""
+"""Helpers for end-to-end tests: the gateway and worker as real processes.
+
+A :class:`Stack` runs with its own admin key (``stack.admin_headers``) and
+takes unsigned webhooks at ``/webhooks/{esp}`` and at the entry points of
+the subaccounts it was given (``stack.add_subaccounts``): it writes those
+settings to ``mailyard.tenants`` before its processes read the topic.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -13,7 +20,14 @@ from pathlib import Path
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
+from mailyard.tenant_ops import publish_sync
 from mailyard.topics import CATALOG
+from tests.tenant_fixtures import (
+    admin_key,
+    bearer,
+    installation_unsigned,
+    subaccount_unsigned,
+)
 
 
 def free_port() -> int:
@@ -26,9 +40,11 @@ class Stack:
     """A gateway and a worker process against one broker, with their own ports."""
 
     def __init__(self, bootstrap: str, data_dir: Path) -> None:
+        self.bootstrap = bootstrap
         self.data_dir = data_dir
         self.gateway_port = free_port()
         self.api_port = free_port()
+        self.admin_key = admin_key()
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -37,8 +53,10 @@ class Stack:
             "MAILYARD_GATEWAY_PORT": str(self.gateway_port),
             "MAILYARD_API_PORT": str(self.api_port),
             "MAILYARD_SMTP_PORT": str(free_port()),
+            "MAILYARD_ADMIN_KEY": self.admin_key,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._installation_written = False
 
     @property
     def gateway(self) -> str:
@@ -48,7 +66,39 @@ class Stack:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """``Authorization`` for the gateway's and the worker's APIs."""
+        return bearer(self.admin_key)
+
+    def add_subaccounts(self, *names: str) -> None:
+        """Subaccounts whose webhook entry points take unsigned bodies.
+
+        Once the gateway runs, this waits until it knows every one of them.
+        """
+        publish_sync(self.bootstrap, [subaccount_unsigned(n) for n in names])
+        if "gateway" in self.procs:
+            for name in names:
+                known = functools.partial(self._gateway_knows, name)
+                assert wait_until(known, 15), f"the gateway never saw {name!r}"
+
+    def _gateway_knows(self, subaccount: str) -> bool:
+        # The gateway answers 404 for an unknown subaccount before it looks
+        # at the body, and 400 for an empty body after: a probe that
+        # produces nothing.
+        reply = httpx.post(
+            f"{self.gateway}/webhooks/sendgrid/{subaccount}",
+            content=b"",
+            headers={"content-type": "application/json"},
+            timeout=5.0,
+        )
+        return reply.status_code == 400
+
     def start(self, name: str) -> None:
+        if not self._installation_written:
+            # Before any process reads mailyard.tenants, so /readyz implies it.
+            publish_sync(self.bootstrap, [installation_unsigned()])
+            self._installation_written = True
         log = (self.data_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "mailyard.cli", name],
@@ -89,7 +139,12 @@ class Stack:
                 proc.wait()
 
     def counts(self, **params: str) -> dict[str, object]:
-        reply = httpx.get(f"{self.api}/v1/counts", params=params, timeout=10.0)
+        reply = httpx.get(
+            f"{self.api}/v1/counts",
+            params=params,
+            headers=self.admin_headers,
+            timeout=10.0,
+        )
         reply.raise_for_status()
         body: dict[str, object] = reply.json()
         return body

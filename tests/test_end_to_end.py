@@ -2,7 +2,8 @@
 
 The gateway and the worker run as real processes against the session's
 Kafka broker. Each test posts to its own subaccount, so tests sharing the
-stack read only their own counts.
+stack read only their own counts; the stack creates those subaccounts with
+unsigned webhooks before it starts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(kafka_bootstrap, tmp_path_factory.mktemp("stack"))
+    s.add_subaccounts("e2e-basic", "e2e-filter", "e2e-dlq", "e2e-crash")
     s.start("gateway")
     s.start("worker")
     yield s
@@ -100,7 +102,8 @@ def test_counts_endpoint_filters_by_esp_type_and_minute(stack: Stack) -> None:
     minute_rows = stack.counts(subaccount="e2e-filter", resolution="minute")["rows"]
     assert sum(r["count"] for r in minute_rows) == stack.counts(subaccount="e2e-filter")["total"]
     assert all(r["minute"].endswith("Z") for r in minute_rows)
-    bad = httpx.get(f"{stack.api}/v1/counts", params={"type": "exploded"})
+    bad = httpx.get(f"{stack.api}/v1/counts", params={"type": "exploded"},
+                    headers=stack.admin_headers)
     assert bad.status_code == 422 and "type must be one of" in bad.text
 
 

@@ -95,7 +95,7 @@ def _submit(stack: Stack, n: int, tag: str) -> list[str]:
             "from": "app@shop.example", "to": [f"user{i}-{tag}@gmail.com"],
             "subject": f"Receipt {tag} {i}", "text": "Thanks!",
             "stream": "transactional", "subaccount": "shop",
-        })
+        }, headers=stack.admin_headers)
         assert reply.status_code == 202, reply.text
         ids.append(reply.json()["message_id"])
     return ids
@@ -135,7 +135,8 @@ def test_message_status_shows_decision_and_events(relay_stack: Stack) -> None:
     (message_id,) = _submit(relay_stack, 1, "status")
 
     def status() -> dict[str, object] | None:
-        reply = httpx.get(f"{relay_stack.api}/v1/messages/{message_id}")
+        reply = httpx.get(f"{relay_stack.api}/v1/messages/{message_id}",
+                          headers=relay_stack.admin_headers)
         return reply.json() if reply.status_code == 200 else None
 
     assert wait_until(lambda: (s := status()) is not None and s["events"], 30)
@@ -147,20 +148,22 @@ def test_message_status_shows_decision_and_events(relay_stack: Stack) -> None:
 
 
 def test_suppressed_recipient_gets_a_rejected_event(relay_stack: Stack) -> None:
+    admin = relay_stack.admin_headers
     reply = httpx.put(f"{relay_stack.api}/v1/suppressions/shop/blocked@gmail.com",
-                      json={"reason": "asked us to stop"})
+                      json={"reason": "asked us to stop"}, headers=admin)
     assert reply.status_code == 201
     assert wait_until(lambda: any(
         e["address"] == "blocked@gmail.com"
-        for e in httpx.get(f"{relay_stack.api}/v1/suppressions/shop").json()), 10)
+        for e in httpx.get(f"{relay_stack.api}/v1/suppressions/shop",
+                           headers=admin).json()), 10)
 
     message_id = httpx.post(f"{relay_stack.gateway}/v1/messages", json={
         "from": "app@shop.example", "to": ["blocked@gmail.com"], "subject": "Hi",
         "text": "x", "stream": "transactional", "subaccount": "shop",
-    }).json()["message_id"]
+    }, headers=admin).json()["message_id"]
 
     def rejected() -> list[dict[str, object]]:
-        reply = httpx.get(f"{relay_stack.api}/v1/messages/{message_id}")
+        reply = httpx.get(f"{relay_stack.api}/v1/messages/{message_id}", headers=admin)
         if reply.status_code != 200:
             return []
         return [e for e in reply.json()["events"] if e["type"] == "rejected"]

@@ -80,8 +80,9 @@ def stack(
         stack.start("gateway")
         stack.start("worker")
         # Rules from other modules may be current: start from this module's own.
+        rules_url, admin = f"{stack.api}/v1/rules", stack.admin_headers
         assert wait_until(
-            lambda: httpx.get(f"{stack.api}/v1/rules").status_code == 200, 30
+            lambda: httpx.get(rules_url, headers=admin).status_code == 200, 30
         )
         publish(stack, baseline, reason="rules API baseline")
         yield stack
@@ -90,19 +91,23 @@ def stack(
 
 
 def versions(stack: Stack) -> list[int]:
-    reply = httpx.get(f"{stack.api}/v1/rules/versions", timeout=10)
+    reply = httpx.get(
+        f"{stack.api}/v1/rules/versions", headers=stack.admin_headers, timeout=10
+    )
     reply.raise_for_status()
     return [v["version"] for v in reply.json()]
 
 
 def current(stack: Stack) -> dict[str, Any]:
-    body: dict[str, Any] = httpx.get(f"{stack.api}/v1/rules", timeout=10).json()
+    reply = httpx.get(f"{stack.api}/v1/rules", headers=stack.admin_headers, timeout=10)
+    body: dict[str, Any] = reply.json()
     return body
 
 
 def publish(stack: Stack, rules: dict[str, Any] | str, *, reason: str) -> int:
     reply = httpx.post(
         f"{stack.api}/v1/rules",
+        headers=stack.admin_headers,
         timeout=10,
         json={"rules": rules, "author": "tests", "reason": reason},
     )
@@ -117,6 +122,7 @@ def publish(stack: Stack, rules: dict[str, Any] | str, *, reason: str) -> int:
 def submit(stack: Stack, recipient: str, *, stream: str = "transactional") -> str:
     reply = httpx.post(
         f"{stack.gateway}/v1/messages",
+        headers=stack.admin_headers,
         timeout=10,
         json={
             "from": "app@shop.example",
@@ -136,14 +142,20 @@ def delivered(stack: Stack, message_id: str) -> dict[str, Any]:
     """The message's status once it has a sent event."""
 
     def status() -> dict[str, Any] | None:
-        reply = httpx.get(f"{stack.api}/v1/messages/{message_id}", timeout=10)
+        reply = httpx.get(
+            f"{stack.api}/v1/messages/{message_id}",
+            headers=stack.admin_headers,
+            timeout=10,
+        )
         if reply.status_code != 200:
             return None
         body: dict[str, Any] = reply.json()
         return body if any(e["type"] == "sent" for e in body["events"]) else None
 
     last = f"{stack.api}/v1/messages/{message_id}"
-    assert wait_until(lambda: status() is not None, 30), httpx.get(last).text
+    assert wait_until(lambda: status() is not None, 30), httpx.get(
+        last, headers=stack.admin_headers
+    ).text
     found = status()
     assert found is not None
     return found
@@ -235,6 +247,7 @@ def test_invalid_rule_set_is_refused_naming_rule_and_field_and_not_published(
 
     reply = httpx.post(
         f"{stack.api}/v1/rules",
+        headers=stack.admin_headers,
         timeout=10,
         json={"rules": body, "author": "tests", "reason": "bad"},
     )
@@ -267,6 +280,7 @@ def test_restore_publishes_an_old_versions_content_as_a_new_version(
 
     reply = httpx.post(
         f"{stack.api}/v1/rules/restore",
+        headers=stack.admin_headers,
         timeout=10,
         json={"version": old, "author": "ops"},
     )
@@ -289,6 +303,7 @@ def test_restoring_an_unknown_version_is_404(stack: Stack) -> None:
 
     reply = httpx.post(
         f"{stack.api}/v1/rules/restore",
+        headers=stack.admin_headers,
         timeout=10,
         json={"version": missing, "author": "ops"},
     )
@@ -317,10 +332,14 @@ def test_simulating_a_message_returns_the_decision_and_sends_nothing(
     candidate = rules_data(standin.url, default="beta", rules=everything_to("beta"))
 
     with_live = httpx.post(
-        f"{stack.api}/v1/rules/simulate", timeout=10, json={"message": message}
+        f"{stack.api}/v1/rules/simulate",
+        headers=stack.admin_headers,
+        timeout=10,
+        json={"message": message},
     )
     with_candidate = httpx.post(
         f"{stack.api}/v1/rules/simulate",
+        headers=stack.admin_headers,
         timeout=10,
         json={"message": message, "rules": candidate},
     )
@@ -371,9 +390,15 @@ def test_simulating_a_recorded_time_range_counts_volume_per_destination(
         standin.url, default="beta", rules=everything_to("beta")
     )
 
-    live = httpx.post(f"{stack.api}/v1/rules/simulate", timeout=30, json=window)
+    live = httpx.post(
+        f"{stack.api}/v1/rules/simulate",
+        headers=stack.admin_headers,
+        timeout=30,
+        json=window,
+    )
     what_if = httpx.post(
         f"{stack.api}/v1/rules/simulate",
+        headers=stack.admin_headers,
         timeout=30,
         json={**window, "rules": everything_beta},
     )
@@ -394,6 +419,7 @@ def test_rule_sets_published_at_once_each_get_their_own_version(
     def post(reason: str) -> httpx.Response:
         return httpx.post(
             f"{stack.api}/v1/rules",
+            headers=stack.admin_headers,
             timeout=10,
             json={
                 "rules": rules_data(
@@ -414,6 +440,8 @@ def test_rule_sets_published_at_once_each_get_their_own_version(
     # Every one of them is kept, none overwritten by another with its number.
     listed = {
         v["version"]: v["reason"]
-        for v in httpx.get(f"{stack.api}/v1/rules/versions", timeout=10).json()
+        for v in httpx.get(
+            f"{stack.api}/v1/rules/versions", headers=stack.admin_headers, timeout=10
+        ).json()
     }
     assert {v: listed.get(v) for v in got} == got

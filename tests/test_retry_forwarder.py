@@ -72,16 +72,21 @@ def stack(
         stack.start("gateway")
         stack.start("worker")
         # Rules from other modules may be current: make this module's current.
-        api = stack.api
-        assert wait_until(lambda: httpx.get(f"{api}/v1/rules").status_code == 200, 30)
+        api, admin = stack.api, stack.admin_headers
+        assert wait_until(
+            lambda: httpx.get(f"{api}/v1/rules", headers=admin).status_code == 200, 30
+        )
         reply = httpx.post(
             f"{api}/v1/rules",
+            headers=admin,
             json={"rules": rules, "author": "tests", "reason": "retry test"},
         )
         assert reply.status_code == 201, reply.text
         version = reply.json()["version"]
         assert wait_until(
-            lambda: httpx.get(f"{api}/v1/rules").json()["version"] == version, 15
+            lambda: httpx.get(f"{api}/v1/rules", headers=admin).json()["version"]
+            == version,
+            15,
         )
         yield stack
     finally:
@@ -100,6 +105,7 @@ def sent_ids(server: StandInServer) -> list[str]:
 def submit(stack: Stack, recipient: str) -> str:
     reply = httpx.post(
         f"{stack.gateway}/v1/messages",
+        headers=stack.admin_headers,
         timeout=10,
         json={
             "from": "app@shop.example",
@@ -116,7 +122,11 @@ def submit(stack: Stack, recipient: str) -> str:
 
 
 def status(stack: Stack, message_id: str) -> dict[str, Any]:
-    reply = httpx.get(f"{stack.api}/v1/messages/{message_id}", timeout=10)
+    reply = httpx.get(
+        f"{stack.api}/v1/messages/{message_id}",
+        headers=stack.admin_headers,
+        timeout=10,
+    )
     if reply.status_code != 200:
         return {"decisions": [], "events": []}
     body: dict[str, Any] = reply.json()
@@ -137,9 +147,9 @@ def test_deferred_delivery_is_retried_from_the_10s_tier_and_sent_once(
     stack: Stack, standin: StandInServer
 ) -> None:
     control(standin, "fail_503")
-    forwarded_before = httpx.get(f"{stack.api}/v1/relay/stats").json()[
-        "retries_forwarded"
-    ]
+    forwarded_before = httpx.get(
+        f"{stack.api}/v1/relay/stats", headers=stack.admin_headers
+    ).json()["retries_forwarded"]
     message_id = submit(stack, "retry-me@gmail.com")
 
     assert wait_until(lambda: bool(of_type(stack, message_id, "deferred")), 30), (
@@ -164,7 +174,9 @@ def test_deferred_delivery_is_retried_from_the_10s_tier_and_sent_once(
     # Routed twice (submitted, then rerouted when due), each time to the stand-in.
     decisions = status(stack, message_id)["decisions"]
     assert [d["destination"] for d in decisions] == ["esp", "esp"]
-    stats = httpx.get(f"{stack.api}/v1/relay/stats").json()
+    stats = httpx.get(
+        f"{stack.api}/v1/relay/stats", headers=stack.admin_headers
+    ).json()
     assert stats["retries_forwarded"] > forwarded_before
 
     # Once, not more: a message submitted later is through, and still one copy.

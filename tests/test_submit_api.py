@@ -20,6 +20,7 @@ from mailyard.codec import codec
 from mailyard.settings import Settings
 from mailyard.topics import SUBMITTED
 from tests.e2e import free_port, read_topic
+from tests.tenant_fixtures import admin_key, bearer, open_directory
 
 URL = "/v1/messages"
 
@@ -35,8 +36,13 @@ def message(**fields: Any) -> dict[str, Any]:
 
 
 def client_for(settings: Settings, producer: RawProducer) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=create_gateway(settings, producer))
-    return httpx.AsyncClient(transport=transport, base_url="http://gw")
+    """A client of a gateway app that sends with the app's admin key."""
+    key = admin_key()
+    app = create_gateway(settings, producer, tenants=open_directory(key))
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://gw", headers=bearer(key)
+    )
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 The gateway and the worker run as real processes against the session's
 broker; deliveries go to a SendGrid stand-in. Each test uses its own
-subaccount and event ids, since the broker (and the ledger's dedup
-table) is shared with other modules.
+subaccount (created with unsigned webhooks) and event ids, since the
+broker (and the ledger's dedup table) is shared with other modules.
 """
 
 from __future__ import annotations
@@ -63,16 +63,21 @@ def stack(
         stack.start("gateway")
         stack.start("worker")
         # Rules from other modules may be current: make this module's current.
-        api = stack.api
-        assert wait_until(lambda: httpx.get(f"{api}/v1/rules").status_code == 200, 30)
+        api, admin = stack.api, stack.admin_headers
+        assert wait_until(
+            lambda: httpx.get(f"{api}/v1/rules", headers=admin).status_code == 200, 30
+        )
         reply = httpx.post(
             f"{api}/v1/rules",
+            headers=admin,
             json={"rules": rules, "author": "tests", "reason": "feed test"},
         )
         assert reply.status_code == 201, reply.text
         version = reply.json()["version"]
         assert wait_until(
-            lambda: httpx.get(f"{api}/v1/rules").json()["version"] == version, 15
+            lambda: httpx.get(f"{api}/v1/rules", headers=admin).json()["version"]
+            == version,
+            15,
         )
         yield stack
     finally:
@@ -80,8 +85,11 @@ def stack(
 
 
 @pytest.fixture
-def sub() -> str:
-    return f"feed-{uuid.uuid4().hex[:10]}"
+def sub(stack: Stack) -> str:
+    """A new subaccount whose webhook entry points take unsigned bodies."""
+    name = f"feed-{uuid.uuid4().hex[:10]}"
+    stack.add_subaccounts(name)
+    return name
 
 
 def sendgrid_event(event: str, email: str, **fields: Any) -> dict[str, Any]:
@@ -117,7 +125,9 @@ def post_webhook(stack: Stack, sub: str, events: list[dict[str, Any]]) -> None:
 
 
 def suppressed(stack: Stack, sub: str) -> dict[str, dict[str, Any]]:
-    reply = httpx.get(f"{stack.api}/v1/suppressions/{sub}", timeout=10)
+    reply = httpx.get(
+        f"{stack.api}/v1/suppressions/{sub}", headers=stack.admin_headers, timeout=10
+    )
     reply.raise_for_status()
     return {e["address"]: e for e in reply.json()}
 
@@ -125,6 +135,7 @@ def suppressed(stack: Stack, sub: str) -> dict[str, dict[str, Any]]:
 def submit(stack: Stack, sub: str, recipient: str) -> str:
     reply = httpx.post(
         f"{stack.gateway}/v1/messages",
+        headers=stack.admin_headers,
         timeout=10,
         json={
             "from": "app@shop.example",
@@ -141,7 +152,11 @@ def submit(stack: Stack, sub: str, recipient: str) -> str:
 
 
 def events_of(stack: Stack, message_id: str, type_: str) -> list[dict[str, Any]]:
-    reply = httpx.get(f"{stack.api}/v1/messages/{message_id}", timeout=10)
+    reply = httpx.get(
+        f"{stack.api}/v1/messages/{message_id}",
+        headers=stack.admin_headers,
+        timeout=10,
+    )
     if reply.status_code != 200:
         return []
     return [e for e in reply.json()["events"] if e["type"] == type_]
@@ -178,7 +193,9 @@ def test_hard_bounce_suppresses_the_recipient_and_later_mail_is_rejected(
     assert wait_until(lambda: bool(events_of(stack, message_id, "rejected")), 30)
     (rejected,) = events_of(stack, message_id, "rejected")
     assert "on the suppression list: hard bounce" in rejected["reason"]
-    status = httpx.get(f"{stack.api}/v1/messages/{message_id}").json()
+    status = httpx.get(
+        f"{stack.api}/v1/messages/{message_id}", headers=stack.admin_headers
+    ).json()
     assert [d["action"] for d in status["decisions"]] == ["suppress"]
     # A message submitted after it is delivered, so the first had its turn.
     wait_sent(stack, submit(stack, sub, f"fine-{sub}@gmail.com"))
@@ -192,7 +209,11 @@ def test_deleted_suppression_lets_the_next_message_through(
     post_webhook(stack, sub, [hard_bounce(back)])
     assert wait_until(lambda: back in suppressed(stack, sub), 30)
 
-    reply = httpx.delete(f"{stack.api}/v1/suppressions/{sub}/{back}", timeout=10)
+    reply = httpx.delete(
+        f"{stack.api}/v1/suppressions/{sub}/{back}",
+        headers=stack.admin_headers,
+        timeout=10,
+    )
 
     assert reply.status_code == 204
     assert wait_until(lambda: back not in suppressed(stack, sub), 15)
@@ -200,7 +221,11 @@ def test_deleted_suppression_lets_the_next_message_through(
     wait_sent(stack, message_id)
     assert back in sent_to(standin)
     assert events_of(stack, message_id, "rejected") == []
-    again = httpx.delete(f"{stack.api}/v1/suppressions/{sub}/{back}", timeout=10)
+    again = httpx.delete(
+        f"{stack.api}/v1/suppressions/{sub}/{back}",
+        headers=stack.admin_headers,
+        timeout=10,
+    )
     assert again.status_code == 404
 
 

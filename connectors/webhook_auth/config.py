@@ -48,7 +48,11 @@ SCHEMAS: dict[str, Schema] = {
     "brevo": Schema(credentials=("basic_auth", "bearer_tokens")),
     "mandrill": Schema(credentials=("webhook_keys",), optional=("url",)),
     "resend": Schema(credentials=("secrets",)),
-    "socketlabs": Schema(credentials=("basic_auth", "secret_keys")),
+    # SocketLabs validates an endpoint by looking for its validation key in
+    # the reply to a post; the gateway puts it in every SocketLabs reply.
+    "socketlabs": Schema(
+        credentials=("basic_auth", "secret_keys"), optional=("validation_key",)
+    ),
 }
 
 FIELD_CHECKS: dict[str, fields.Checker] = {
@@ -62,6 +66,7 @@ FIELD_CHECKS: dict[str, fields.Checker] = {
     "url": fields.public_url,
     "secrets": fields.svix_secrets,
     "secret_keys": fields.secrets,
+    "validation_key": fields.secret,
     "none": fields.flag,
     "max_age_s": fields.max_age,
 }

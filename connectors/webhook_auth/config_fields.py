@@ -138,6 +138,13 @@ def custom_header(esp: str, field: str, value: Any) -> dict[str, Any]:
     return {"name": name.lower(), "values": values}
 
 
+def secret(esp: str, field: str, value: Any) -> str:
+    """One secret, checked as :func:`secrets` checks each entry."""
+    if not isinstance(value, str):
+        raise WebhookConfigError(esp, field, f"must be a string, not {value!r}.")
+    return secrets(esp, field, [value])[0]
+
+
 def flag(esp: str, field: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise WebhookConfigError(esp, field, f"must be true or false, not {value!r}.")

@@ -2,11 +2,14 @@
 
 ``load_rules`` validates a YAML/JSON rule file into a :class:`RuleSet`;
 :class:`Engine` decides one ``(message, recipient)`` at a time, first
-matching terminal rule wins, else the default destination. Health comes in
+matching terminal rule wins, else the default destination. A subaccount's
+own rules (:class:`SubaccountRules`) are tried before the installation's
+by its engine, which :class:`EngineBook` builds and keeps. Health comes in
 through the :class:`HealthView` protocol. Nothing here talks to Kafka.
 """
 
 from streams.rules.actions import sticky_fraction
+from streams.rules.book import EngineBook
 from streams.rules.decision import Decision
 from streams.rules.destinations import Destination
 from streams.rules.engine import Engine
@@ -22,12 +25,14 @@ from streams.rules.health import (
 from streams.rules.message import Message
 from streams.rules.ruleset import Rule, RuleSet, load_rules
 from streams.rules.simulate import simulate, summarize
+from streams.rules.subaccount import SubaccountRules
 
 __all__ = [
     "EVENT_OUTCOMES",
     "Decision",
     "Destination",
     "Engine",
+    "EngineBook",
     "FailoverState",
     "HealthInputError",
     "HealthSnapshot",
@@ -37,6 +42,7 @@ __all__ = [
     "RuleSet",
     "RuleValidationError",
     "StaticHealth",
+    "SubaccountRules",
     "WindowedHealth",
     "load_rules",
     "simulate",

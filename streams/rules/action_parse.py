@@ -44,9 +44,13 @@ _FAILOVER_KEYS.add("when_all_tripped")
 class ActionParser:
     """Parses the action of one rule."""
 
-    def __init__(self, rule: str, destinations: Collection[str]) -> None:
+    def __init__(
+        self, rule: str, destinations: Collection[str], *, owner: str | None = None
+    ) -> None:
         self.rule = rule
         self.destinations = destinations
+        # A subaccount's failover trips apart from an installation rule's.
+        self.state_key = rule if owner is None else f"{owner}/{rule}"
 
     def parse(self, spec: object, where: str = "action") -> Action:
         spec = expect_mapping(spec, self.rule, where)
@@ -128,7 +132,7 @@ class ActionParser:
         limits = Thresholds(tuple(trip.items()), tuple(recover.items()), floor)
         by_provider = spec.get("by_provider", False) is True
         return Failover(
-            self.rule,
+            self.state_key,
             names,
             limits,
             by_provider=by_provider,

@@ -3,7 +3,10 @@
 The record shape matches ``schemas/routing_decision.avsc``. ``rule`` is the
 terminal rule that decided, or ``None`` when the default destination was
 used; ``rejected`` lists destinations a failover considered and passed
-over, each with the reading that ruled it out.
+over, each with the reading that ruled it out. ``ruleset_version`` is the
+installation's rule set version, whose destinations are used; when one of
+the subaccount's own rules decided, ``subaccount_ruleset_version`` is the
+version of those rules, else ``None``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Decision:
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     rejected: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     reason: str | None = None
+    subaccount: str | None = None
+    subaccount_ruleset_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, also the record ``routing_decision.avsc`` describes."""
@@ -48,6 +53,8 @@ class Decision:
                 {"destination": dest, "reason": why} for dest, why in self.rejected
             ],
             "reason": self.reason,
+            "subaccount": self.subaccount,
+            "subaccount_ruleset_version": self.subaccount_ruleset_version,
         }
 
     @classmethod

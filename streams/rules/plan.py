@@ -23,19 +23,20 @@ from streams.rules.ruleset import Rule
 
 Choose = Callable[[Context, FailoverState], Choice]
 Apply = Callable[[Context], None]
-# (rule name, condition, terminal choice or None, non-terminal effect or None)
-Step = tuple[str, Test, Choose | None, Apply | None]
+# (position in the rule list, rule name, condition, terminal choice or None,
+# non-terminal effect or None)
+Step = tuple[int, str, Test, Choose | None, Apply | None]
 _PRESENCE = ("#tags", "#metadata", "#headers")
 
 # Bound on remembered combinations; recipient_domain can have many values.
 _CACHE_LIMIT = 20_000
 
 
-def _step(rule: Rule) -> Step:
+def _step(index: int, rule: Rule) -> Step:
     act = rule.act
     if isinstance(act, Annotate | Throttle):
-        return (rule.name, rule.compiled.test, None, act.apply)
-    return (rule.name, rule.compiled.test, act.choose, None)
+        return (index, rule.name, rule.compiled.test, None, act.apply)
+    return (index, rule.name, rule.compiled.test, act.choose, None)
 
 
 def _usable_guards(rules: Sequence[Rule]) -> list[tuple[Guard, ...]]:
@@ -60,7 +61,7 @@ class Plan:
     """Candidate rules per combination of guard values and present items."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
-        self._steps = tuple(_step(r) for r in rules)
+        self._steps = tuple(_step(i, r) for i, r in enumerate(rules))
         self._guards = _usable_guards(rules)
         every = [g for guards in self._guards for g in guards]
         paths = sorted({p for p, _ in every if p not in _PRESENCE})

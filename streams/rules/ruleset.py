@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,13 +96,13 @@ class RuleSet:
                 f"{', '.join(sorted(destinations))}.",
             )
         return cls(
-            version=_version(data.get("version")),
+            version=parse_version(data.get("version")),
             author=expect_str(data.get("author"), None, "author"),
-            created_at=_created_at(data.get("created_at")),
+            created_at=parse_created_at(data.get("created_at")),
             reason=expect_str(data.get("reason"), None, "reason"),
             default=default,
             destinations=destinations,
-            rules=_rules(data.get("rules"), destinations),
+            rules=parse_rules(data.get("rules"), destinations),
         )
 
 
@@ -143,7 +144,7 @@ def _read(source: str | Path) -> Any:
         ) from exc
 
 
-def _version(value: object) -> int:
+def parse_version(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise RuleValidationError(
             None, "version", f"must be a whole number >= 1, got {value!r}."
@@ -151,7 +152,7 @@ def _version(value: object) -> int:
     return value
 
 
-def _created_at(value: object) -> str:
+def parse_created_at(value: object) -> str:
     # YAML turns an unquoted ISO timestamp into a datetime; keep one text form.
     if isinstance(value, datetime):
         return iso_utc(value) or ""
@@ -177,17 +178,29 @@ def _destinations(value: object) -> dict[str, Destination]:
     return found
 
 
-def _rules(value: object, destinations: dict[str, Destination]) -> tuple[Rule, ...]:
+def parse_rules(
+    value: object,
+    destinations: Mapping[str, Destination],
+    *,
+    owner: str | None = None,
+) -> tuple[Rule, ...]:
+    """The ``rules`` list, validated and compiled against ``destinations``.
+
+    ``owner`` names the subaccount whose own rules these are; their
+    failover state is then kept apart from same-named installation rules.
+    """
     rules: list[Rule] = []
     for i, spec in enumerate(expect_list(value, None, "rules")):
-        rule = _rule(spec, i, destinations)
+        rule = _rule(spec, i, destinations, owner)
         if any(r.name == rule.name for r in rules):
             raise RuleValidationError(rule.name, "name", "is used by an earlier rule.")
         rules.append(rule)
     return tuple(rules)
 
 
-def _rule(spec: object, index: int, destinations: dict[str, Destination]) -> Rule:
+def _rule(
+    spec: object, index: int, destinations: Mapping[str, Destination], owner: str | None
+) -> Rule:
     spec = expect_mapping(spec, None, f"rules[{index}]")
     name = expect_str(spec.get("name"), None, f"rules[{index}].name")
     reject_unknown_keys(spec, name, "rule", _RULE_KEYS)
@@ -201,7 +214,7 @@ def _rule(spec: object, index: int, destinations: dict[str, Destination]) -> Rul
     compiled = Compiled(always)
     if condition is not None:
         compiled = ConditionCompiler(name, destinations).compile(condition)
-    act = ActionParser(name, destinations).parse(spec["action"])
+    act = ActionParser(name, destinations, owner=owner).parse(spec["action"])
     return Rule(
         name,
         copy.deepcopy(condition),

@@ -2,7 +2,8 @@
 
 ``simulate`` decides every recipient of every message with a fresh engine
 (so failover state starts empty) and ``summarize`` counts the outcome, to
-compare a candidate rule set with the live one before publishing it.
+compare a candidate rule set with the live one before publishing it. With
+``own``, a subaccount's rules are tried first, as its live engine does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from streams.rules.engine import Engine
 from streams.rules.health import HealthView
 from streams.rules.message import Message
 from streams.rules.ruleset import RuleSet
+from streams.rules.subaccount import SubaccountRules
 
 
 def simulate(
@@ -24,9 +26,10 @@ def simulate(
     health: HealthView,
     *,
     clock: Callable[[], float] = time.time,
+    own: SubaccountRules | None = None,
 ) -> list[Decision]:
     """One decision per recipient (to, cc, bcc) of each message, in order."""
-    engine = Engine(ruleset, health, clock=clock)
+    engine = Engine(ruleset, health, clock=clock, own=own)
     return [
         engine.decide(message, recipient)
         for message in messages
