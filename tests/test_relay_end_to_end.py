@@ -75,6 +75,15 @@ def relay_stack(
     })
     stack.start("gateway")
     stack.start("worker")
+    # The broker is shared: another module's rule set may be current, and
+    # MAILYARD_RULES only seeds an empty topic. Make this module's current.
+    api, headers = stack.api, stack.admin_headers
+    reply = httpx.post(f"{api}/v1/rules", headers=headers, json={
+        "rules": rules.read_text(), "author": "tests", "reason": "failover test"})
+    assert reply.status_code == 201, reply.text
+    version = reply.json()["version"]
+    assert wait_until(lambda: httpx.get(f"{api}/v1/rules", headers=headers)
+                      .json()["version"] == version, 15)
     yield stack
     stack.stop()
 
