@@ -51,13 +51,15 @@ def requires(directory: TenantDirectory, scope: Scope) -> Dependency:
         wait = directory.throttle(key)
         if wait > 0:
             raise AccessError(
-                429, f"API key {key.key_id} is over its {key.rate_per_s:g} requests/s.",
+                429,
+                f"API key {key.key_id} is over its {key.rate_per_s:g} requests/s.",
                 retry_after=wait,
             )
 
         if not (key.is_admin or scope in key.scopes):
             raise AccessError(
-                403, f"API key {key.key_id} lacks the {scope!r} scope this endpoint needs."
+                403,
+                f"API key {key.key_id} lacks the {scope!r} scope this endpoint needs.",
             )
         return key
 
@@ -70,7 +72,8 @@ def check_own(key: ApiKey, subaccount: str | None) -> None:
     if key.is_admin or key.subaccount == subaccount:
         return
     raise AccessError(
-        403, f"API key {key.key_id} belongs to subaccount {key.subaccount!r}, "
+        403,
+        f"API key {key.key_id} belongs to subaccount {key.subaccount!r}, "
         f"not {subaccount!r}.",
     )
 

@@ -36,7 +36,10 @@ from mailyard.errors import MailyardError
 
 Scope = Literal["send", "events:read", "rules:manage", "suppressions:manage", "admin"]
 SUBACCOUNT_SCOPES: tuple[Scope, ...] = (
-    "send", "events:read", "rules:manage", "suppressions:manage",
+    "send",
+    "events:read",
+    "rules:manage",
+    "suppressions:manage",
 )
 SCOPES: tuple[Scope, ...] = (*SUBACCOUNT_SCOPES, "admin")
 Status = Literal["active", "suspended"]
@@ -51,7 +54,9 @@ DEFAULT_RATE_PER_S = 50.0
 class AccessError(MailyardError, PermissionError):
     """A request without a usable key (401), the scope (403) or the budget (429)."""
 
-    def __init__(self, status: int, detail: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -161,7 +166,9 @@ def new_key(
 ) -> tuple[ApiKey, str]:
     """A new key record and its text, which is shown once and never stored."""
     admin = subaccount is None
-    chosen = validate_scopes(("admin",) if admin and not scopes else scopes, admin=admin)
+    chosen = validate_scopes(
+        ("admin",) if admin and not scopes else scopes, admin=admin
+    )
     if admin and "admin" not in chosen:
         chosen = ("admin", *chosen)
     if rate_per_s <= 0:
@@ -169,9 +176,13 @@ def new_key(
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     record = ApiKey(
-        key_id=key_id, subaccount=subaccount, scopes=chosen,
-        secret_hash=hash_secret(secret), name=name,
-        created_at=_now() if now is None else now, expires_at=expires_at,
+        key_id=key_id,
+        subaccount=subaccount,
+        scopes=chosen,
+        secret_hash=hash_secret(secret),
+        name=name,
+        created_at=_now() if now is None else now,
+        expires_at=expires_at,
         rate_per_s=rate_per_s,
     )
     return record, f"{KEY_PREFIX}_{key_id}_{secret}"
@@ -188,7 +199,7 @@ def parse_key_text(text: str) -> tuple[str, str]:
 class TokenBucket:
     """``rate`` requests a second on average, bursts up to ``2 * rate``."""
 
-    __slots__ = ("rate", "capacity", "tokens", "stamp")
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
@@ -220,12 +231,17 @@ class TenantDirectory:
         self.keys: dict[str, ApiKey] = {}
         self.installation: dict[str, Any] = {"webhook_auth": {}}
         self._buckets: dict[str, TokenBucket] = {}
+        self._bootstrap: ApiKey | None = None
         if bootstrap_admin:
             key_id, secret = parse_key_text(bootstrap_admin)
-            self._bootstrap = ApiKey(key_id, None, ("admin",), hash_secret(secret),
-                                     name="MAILYARD_ADMIN_KEY", rate_per_s=1000.0)
-        else:
-            self._bootstrap = None
+            self._bootstrap = ApiKey(
+                key_id,
+                None,
+                ("admin",),
+                hash_secret(secret),
+                name="MAILYARD_ADMIN_KEY",
+                rate_per_s=1000.0,
+            )
 
     # --- the topic -----------------------------------------------------------
 
@@ -261,7 +277,9 @@ class TenantDirectory:
             record = self._bootstrap
         digest = hash_secret(secret)
         if record is None or not hmac.compare_digest(digest, record.secret_hash):
-            raise AccessError(401, f"API key {key_id} is unknown or its secret is wrong.")
+            raise AccessError(
+                401, f"API key {key_id} is unknown or its secret is wrong."
+            )
         if not record.usable(_now() if now is None else now):
             raise AccessError(401, f"API key {key_id} has expired or was revoked.")
         if record.subaccount is not None and record.subaccount not in self.subaccounts:
@@ -277,6 +295,7 @@ class TenantDirectory:
 
     def webhook_auth(self, esp: str, subaccount: str | None) -> dict[str, Any] | None:
         """The credentials an entry point checks ``esp``'s webhooks with."""
+        found: dict[str, Any] | None
         if subaccount is None:
             found = self.installation.get("webhook_auth", {}).get(esp)
         else:

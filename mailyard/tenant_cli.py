@@ -17,7 +17,10 @@ from typing import Any
 from mailyard import tenant_ops
 from mailyard.settings import Settings
 from mailyard.tenancy import (
-    SUBACCOUNT_SCOPES, bootstrap_admin_key, validate_subaccount_name,
+    SUBACCOUNT_SCOPES,
+    Status,
+    bootstrap_admin_key,
+    validate_subaccount_name,
 )
 
 
@@ -38,11 +41,12 @@ def _subaccounts(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.action == "create":
         records, sub = tenant_ops.create_subaccount(
-            directory, args.name, pinned_destination=args.pin)
+            directory, args.name, pinned_destination=args.pin
+        )
     elif args.action == "delete":
         records, sub = tenant_ops.delete_subaccount(directory, args.name), None
     else:
-        status = "suspended" if args.action == "suspend" else "active"
+        status: Status = "suspended" if args.action == "suspend" else "active"
         records, sub = tenant_ops.update_subaccount(directory, args.name, status=status)
     tenant_ops.publish_sync(settings.bootstrap, records)
     _print(sub.public() if sub else {"deleted": args.name})
@@ -52,8 +56,13 @@ def _subaccounts(args: argparse.Namespace, settings: Settings) -> int:
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
     directory = tenant_ops.load_directory(settings.bootstrap)
     if args.action == "list":
-        _print([k.public() for k in directory.keys.values()
-                if args.subaccount is None or k.subaccount == args.subaccount])
+        _print(
+            [
+                k.public()
+                for k in directory.keys.values()
+                if args.subaccount is None or k.subaccount == args.subaccount
+            ]
+        )
         return 0
 
     if args.action != "create" and args.key_id is None:
@@ -61,15 +70,23 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     if args.action == "create":
-        scopes = args.scopes.split(",") if args.scopes else (
-            [] if args.subaccount is None else list(SUBACCOUNT_SCOPES))
+        scopes = (
+            args.scopes.split(",")
+            if args.scopes
+            else ([] if args.subaccount is None else list(SUBACCOUNT_SCOPES))
+        )
         records, key, text = tenant_ops.create_key(
-            directory, args.subaccount, scopes, name=args.label or "",
-            rate_per_s=args.rate)
+            directory,
+            args.subaccount,
+            scopes,
+            name=args.label or "",
+            rate_per_s=args.rate,
+        )
         result = {**key.public(), "key": text}
     elif args.action == "rotate":
         records, key, text = tenant_ops.rotate_key(
-            directory, args.key_id, overlap_s=args.overlap)
+            directory, args.key_id, overlap_s=args.overlap
+        )
         result = {**key.public(), "key": text, "replaces": args.key_id}
     else:
         records, key = tenant_ops.revoke_key(directory, args.key_id)
@@ -89,9 +106,16 @@ def _webhook_auth(args: argparse.Namespace, settings: Settings) -> int:
         records = tenant_ops.set_installation_webhook_auth(directory, args.esp, checked)
     else:
         records, _ = tenant_ops.update_subaccount(
-            directory, args.subaccount, webhook_auth={args.esp: checked})
+            directory, args.subaccount, webhook_auth={args.esp: checked}
+        )
     tenant_ops.publish_sync(settings.bootstrap, records)
-    _print({"esp": args.esp, "subaccount": args.subaccount, "configured": checked is not None})
+    _print(
+        {
+            "esp": args.esp,
+            "subaccount": args.subaccount,
+            "configured": checked is not None,
+        }
+    )
     return 0
 
 
@@ -114,8 +138,12 @@ def _reported(command: Callable[[argparse.Namespace, Settings], int]) -> Any:
 
 
 def add_parsers(sub: Any) -> None:
-    subs = sub.add_parser("subaccounts", help="create, list, suspend or delete subaccounts")
-    subs.add_argument("action", choices=["create", "list", "suspend", "resume", "delete"])
+    subs = sub.add_parser(
+        "subaccounts", help="create, list, suspend or delete subaccounts"
+    )
+    subs.add_argument(
+        "action", choices=["create", "list", "suspend", "resume", "delete"]
+    )
     subs.add_argument("name", nargs="?")
     subs.add_argument("--pin", help="send all its mail through this destination")
     subs.set_defaults(func=_reported(_subaccounts))
@@ -124,19 +152,28 @@ def add_parsers(sub: Any) -> None:
     keys.add_argument("action", choices=["create", "list", "rotate", "revoke"])
     keys.add_argument("key_id", nargs="?", help="the key to rotate or revoke")
     keys.add_argument("--subaccount", help="omit for an admin key")
-    keys.add_argument("--scopes", help=f"comma-separated: {', '.join(SUBACCOUNT_SCOPES)}")
+    keys.add_argument(
+        "--scopes", help=f"comma-separated: {', '.join(SUBACCOUNT_SCOPES)}"
+    )
     keys.add_argument("--label", help="a name to recognise the key by")
     keys.add_argument("--rate", type=float, default=None, help="requests per second")
-    keys.add_argument("--overlap", type=float, default=3600.0,
-                      help="seconds the old key still works after a rotation")
+    keys.add_argument(
+        "--overlap",
+        type=float,
+        default=3600.0,
+        help="seconds the old key still works after a rotation",
+    )
     keys.set_defaults(func=_reported(_keys))
 
     auth = sub.add_parser("webhook-auth", help="set how an ESP's webhooks are verified")
     auth.add_argument("esp")
-    auth.add_argument("config", help='JSON, e.g. \'{"signing_keys": ["..."]}\', or '
-                      "none-configured to remove")
+    auth.add_argument(
+        "config",
+        help='JSON, e.g. \'{"signing_keys": ["..."]}\', or none-configured to remove',
+    )
     auth.add_argument("--subaccount", help="omit for /webhooks/{esp} itself")
     auth.set_defaults(func=_reported(_webhook_auth))
 
-    sub.add_parser("admin-key", help="print the installation's bootstrap admin key"
-                   ).set_defaults(func=_admin_key)
+    sub.add_parser(
+        "admin-key", help="print the installation's bootstrap admin key"
+    ).set_defaults(func=_admin_key)

@@ -14,13 +14,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import (
-    Consumer, KafkaError, KafkaException, Producer, TopicPartition,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
 )
 
 from mailyard.errors import BrokerUnavailable, MailyardError
 from mailyard.tenancy import (
-    ApiKey, Status, Subaccount, TenantDirectory, installation_record, key_record,
-    new_key, subaccount_record, validate_subaccount_name,
+    ApiKey,
+    Status,
+    Subaccount,
+    TenantDirectory,
+    installation_record,
+    key_record,
+    new_key,
+    subaccount_record,
+    validate_subaccount_name,
 )
 from mailyard.topics import TENANTS
 
@@ -62,8 +73,14 @@ def create_subaccount(
         raise TenantConflict(f"Subaccount {name!r} exists already.")
 
     now = time.time()
-    sub = Subaccount(name, "active", pinned_destination, dict(webhook_auth or {}),
-                     created_at=now, updated_at=now)
+    sub = Subaccount(
+        name,
+        "active",
+        pinned_destination,
+        dict(webhook_auth or {}),
+        created_at=now,
+        updated_at=now,
+    )
     return [subaccount_record(sub)], sub
 
 
@@ -89,8 +106,11 @@ def update_subaccount(
     changed = dataclasses.replace(
         sub,
         status=status or sub.status,
-        pinned_destination=(sub.pinned_destination if pinned_destination is UNSET
-                            else pinned_destination),
+        pinned_destination=(
+            sub.pinned_destination
+            if pinned_destination is UNSET
+            else pinned_destination
+        ),
         webhook_auth=auth,
         updated_at=time.time(),
     )
@@ -134,7 +154,10 @@ def rotate_key(
         raise TenantConflict(f"API key {key_id} has expired or was revoked already.")
 
     records, new, text = create_key(
-        directory, old.subaccount, old.scopes, name=old.name or f"rotated {key_id}",
+        directory,
+        old.subaccount,
+        old.scopes,
+        name=old.name or f"rotated {key_id}",
         rate_per_s=old.rate_per_s,
     )
     expires = time.time() + overlap_s
@@ -144,7 +167,9 @@ def rotate_key(
     return [key_record(retired), *records], new, text
 
 
-def revoke_key(directory: TenantDirectory, key_id: str) -> tuple[list[TenantRecord], ApiKey]:
+def revoke_key(
+    directory: TenantDirectory, key_id: str
+) -> tuple[list[TenantRecord], ApiKey]:
     old = _key(directory, key_id)
     revoked = dataclasses.replace(old, revoked_at=time.time())
     return [key_record(revoked)], revoked
@@ -168,10 +193,15 @@ def set_installation_webhook_auth(
 def load_directory(bootstrap: str, *, timeout_s: float = 10.0) -> TenantDirectory:
     """The tenants topic read whole, for one-off commands."""
     directory = TenantDirectory()
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "mailyard-cli",
-                         "enable.auto.commit": False,
-                         # Failures are raised; librdkafka need not print them too.
-                         "log_level": 0})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "mailyard-cli",
+            "enable.auto.commit": False,
+            # Failures are raised; librdkafka need not print them too.
+            "log_level": 0,
+        }
+    )
     deadline = time.monotonic() + timeout_s
     try:
         high = _end_offset(consumer, TopicPartition(TENANTS.name, 0), deadline)
@@ -200,7 +230,8 @@ def _end_offset(consumer: Consumer, tp: TopicPartition, deadline: float) -> int:
     while True:
         try:
             _low, high = consumer.get_watermark_offsets(
-                tp, timeout=max(0.1, deadline - time.monotonic()))
+                tp, timeout=max(0.1, deadline - time.monotonic())
+            )
             return int(high)
         except KafkaException as exc:
             if exc.args[0].code() not in _NOT_YET or time.monotonic() > deadline:
@@ -209,8 +240,14 @@ def _end_offset(consumer: Consumer, tp: TopicPartition, deadline: float) -> int:
 
 
 def publish_sync(bootstrap: str, records: list[TenantRecord]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                         "enable.idempotence": True, "log_level": 0})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "log_level": 0,
+        }
+    )
     for key, value in records:
         producer.produce(TENANTS.name, value, key)
     if producer.flush(10.0) > 0:

@@ -56,9 +56,10 @@ def fetch_with_httpx(url: str) -> bytes:
     """GET ``url`` with a short timeout and no redirects."""
     response = httpx.get(url, timeout=FETCH_TIMEOUT_S, follow_redirects=False)
     response.raise_for_status()
-    if len(response.content) > MAX_CERTIFICATE_BYTES:
+    content: bytes = response.content
+    if len(content) > MAX_CERTIFICATE_BYTES:
         raise OSError(f"the response is larger than {MAX_CERTIFICATE_BYTES} bytes")
-    return response.content
+    return content
 
 
 class CertificateStore:
