@@ -172,6 +172,7 @@ def create_gateway(
             state["p"].close()
 
     api = FastAPI(title="Mailyard ingest gateway", version="0.1.0", lifespan=lifespan)
+    api.state.tenants = directory  # SMTP submission authenticates with it too
     install_error_handler(api)
     envelope = codec("raw_webhook")
     known = set(esp_names())

@@ -8,9 +8,12 @@ written, and ``X-Mailyard-Subaccount``, ``X-Mailyard-Stream`` and
 ``250 2.0.0 Queued as <message_id>`` only once the broker confirmed the
 record; ``451 4.3.0`` asks the client to retry when it could not.
 
-The server offers no AUTH and no STARTTLS yet, so it binds 127.0.0.1 only,
-whatever ``MAILYARD_HOST`` says. Once AUTH exists, its user name is meant
-to name the subaccount instead of the header.
+A client authenticates with AUTH PLAIN or LOGIN, an API key with the
+``send`` scope as the password (the user name is not checked); MAIL is
+refused with 530 until it has. A subaccount key sends for its own
+subaccount only, as over HTTP. The server offers no STARTTLS yet, so it
+offers AUTH in the clear and binds 127.0.0.1 only, whatever
+``MAILYARD_HOST`` says.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from connectors.submission import SubmissionError, SubmissionTooLarge, smtp_record
 from connectors.submission_addresses import MAX_RECIPIENTS, address_problem
@@ -27,6 +30,7 @@ from connectors.submission_errors import RecordTooLarge
 from connectors.submission_publish import Sender, publish
 from mailyard.errors import BrokerUnavailable, ConfigError
 from mailyard.settings import Settings
+from mailyard.tenancy import AccessError, ApiKey, TenantDirectory, sender_problem
 
 log = logging.getLogger(__name__)
 # aiosmtpd logs every command, addresses included, at INFO on "mail.log".
@@ -47,9 +51,40 @@ _REFUSALS: tuple[tuple[type[Exception], str], ...] = (
 class SubmissionHandler:
     """aiosmtpd hooks: check addresses as they come, publish at end of DATA."""
 
-    def __init__(self, settings: Settings, sender: Sender) -> None:
+    def __init__(
+        self, settings: Settings, sender: Sender, tenants: TenantDirectory
+    ) -> None:
         self._settings = settings
         self._sender = sender
+        self._tenants = tenants
+
+    def authenticate(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        mechanism: str,
+        auth_data: Any,
+    ) -> AuthResult:
+        """AUTH PLAIN/LOGIN: the password is an API key that may send."""
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        try:
+            key = self._tenants.authenticate(
+                auth_data.password.decode("utf-8", "replace")
+            )
+        except AccessError as exc:
+            log.warning(
+                "refused SMTP AUTH: %s", exc.detail, extra={"peer": session.peer}
+            )
+            return AuthResult(success=False, handled=False)
+        if not (key.is_admin or "send" in key.scopes):
+            return AuthResult(
+                success=False,
+                handled=False,
+                message=f"535 5.7.8 API key {key.key_id} lacks the send scope.",
+            )
+        return AuthResult(success=True, auth_data=key)
 
     async def handle_MAIL(
         self,
@@ -59,6 +94,8 @@ class SubmissionHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        if not session.authenticated:
+            return "530 5.7.0 Authenticate first: AUTH PLAIN with an API key."
         if not address:
             return "553 5.1.7 A null sender (MAIL FROM:<>) cannot submit mail."
         why = address_problem(address)
@@ -92,6 +129,14 @@ class SubmissionHandler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         content = envelope.original_content or b""
+        key: ApiKey = session.auth_data
+        wait = self._tenants.throttle(key)
+        if wait > 0:
+            return _reply(
+                "451 4.7.1",
+                f"API key {key.key_id} is over its "
+                f"{key.rate_per_s:g} messages/s; retry in {wait:.1f}s.",
+            )
         try:
             record = smtp_record(
                 content,
@@ -99,6 +144,9 @@ class SubmissionHandler:
                 rcpt_tos=list(envelope.rcpt_tos),
                 max_bytes=self._settings.max_message_bytes,
             )
+            problem = sender_problem(self._tenants, key, record)
+            if problem is not None:
+                return _reply("550 5.7.1", f"Not sent: {problem}")
             await publish(
                 self._sender, [record], timeout_s=self._settings.produce_timeout_s
             )
@@ -159,15 +207,21 @@ class SmtpSubmission:
         self._controller.stop()
 
 
-def start_smtp_submission(settings: Settings, producer: Sender) -> SmtpSubmission:
+def start_smtp_submission(
+    settings: Settings, producer: Sender, tenants: TenantDirectory
+) -> SmtpSubmission:
     """Listen on 127.0.0.1:``settings.smtp_port`` in a thread of its own."""
+    handler = SubmissionHandler(settings, producer, tenants)
     options: dict[str, Any] = {
         "data_size_limit": settings.max_message_bytes,
         "enable_SMTPUTF8": True,
         "ident": "Mailyard submission",
+        # AUTH in the clear, on loopback only; MAIL checks it (handle_MAIL).
+        "authenticator": handler.authenticate,
+        "auth_require_tls": False,
     }
     controller = _Controller(
-        SubmissionHandler(settings, producer),
+        handler,
         hostname=HOST,
         port=settings.smtp_port,
         server_hostname="mailyard",

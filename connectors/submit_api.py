@@ -35,7 +35,7 @@ from connectors.submission_publish import Sender, publish
 from mailyard.access import requires
 from mailyard.errors import BrokerUnavailable
 from mailyard.settings import Settings
-from mailyard.tenancy import ApiKey, TenantDirectory
+from mailyard.tenancy import ApiKey, TenantDirectory, sender_problem
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +106,9 @@ def _check_tenancy(
 ) -> JSONResponse | None:
     """Stamp or check each message's subaccount against the key's."""
     for index, record in enumerate(submission.records):
-        named = record.get("subaccount")
-        if key.subaccount is not None:
-            if named is not None and named != key.subaccount:
-                return _error(403, f"Message {index} names subaccount {named!r}; "
-                              f"this key sends for {key.subaccount!r} only.",
-                              field="subaccount")
-            record["subaccount"] = named = key.subaccount
-        sub = tenants.subaccounts.get(named) if named is not None else None
-        if sub is not None and sub.status == "suspended":
-            return _error(403, f"Subaccount {named!r} is suspended; it cannot send.",
-                          field="subaccount")
+        problem = sender_problem(tenants, key, record)
+        if problem is not None:
+            return _error(403, f"Message {index}: {problem}", field="subaccount")
     return None
 
 

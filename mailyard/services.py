@@ -17,7 +17,7 @@ def run_gateway(settings: Settings) -> None:
 
     producer = RawProducer(settings.bootstrap, settings.produce_timeout_s)
     api = create_gateway(settings, producer)
-    smtp = start_smtp_submission(settings, producer)
+    smtp = start_smtp_submission(settings, producer, api.state.tenants)
     log.info(
         "gateway listening on http://%s:%s/webhooks/{esp}",
         settings.gateway_host, settings.gateway_port,

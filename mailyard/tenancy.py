@@ -347,3 +347,27 @@ def bootstrap_admin_key(explicit: str | None, data_dir: Path) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(text + "\n")
     return text
+
+
+def sender_problem(
+    directory: TenantDirectory, key: ApiKey, record: dict[str, Any]
+) -> str | None:
+    """Why ``key`` may not submit ``record``, or None after stamping its subaccount.
+
+    A subaccount key sends for its own subaccount only: a message naming
+    none is stamped with the key's, one naming another is refused. No key
+    sends for a suspended subaccount.
+    """
+    named = record.get("subaccount")
+    if key.subaccount is not None:
+        if named is not None and named != key.subaccount:
+            return (
+                f"the message names subaccount {named!r}; API key {key.key_id} "
+                f"sends for {key.subaccount!r} only."
+            )
+        record["subaccount"] = named = key.subaccount
+
+    sub = directory.subaccounts.get(named) if named is not None else None
+    if sub is not None and sub.status == "suspended":
+        return f"subaccount {named!r} is suspended; it cannot send."
+    return None

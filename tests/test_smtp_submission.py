@@ -2,7 +2,8 @@
 
 The server listens on a free 127.0.0.1 port; accepted messages are read
 back from ``mailyard.messages.submitted``. The 451 test points the server
-at a port where no broker listens.
+at a port where no broker listens. Clients log in with an API key as the
+password, as applications do.
 """
 
 from __future__ import annotations
@@ -19,10 +20,25 @@ from connectors.smtp_submission import SmtpSubmission, start_smtp_submission
 from mailyard.codec import codec
 from mailyard.errors import ConfigError
 from mailyard.settings import Settings
+from mailyard.tenancy import Subaccount, TenantDirectory, new_key, subaccount_record
 from mailyard.topics import SUBMITTED
 from tests.e2e import free_port, read_topic
 
 LIMIT = 50_000
+ADMIN = new_key(None, ["admin"])[1]
+_acme_key, ACME_SEND = new_key("acme", ["send"])
+_acme_reader, ACME_READ = new_key("acme", ["events:read"])
+
+
+def directory() -> TenantDirectory:
+    tenants = TenantDirectory(ADMIN)
+    for key, value in [
+        subaccount_record(Subaccount("acme")),
+        (f"key/{_acme_key.key_id}".encode(), _acme_key.to_json()),
+        (f"key/{_acme_reader.key_id}".encode(), _acme_reader.to_json()),
+    ]:
+        tenants.apply(key.decode(), value)
+    return tenants
 
 
 def compose(**extra: str) -> EmailMessage:
@@ -50,7 +66,7 @@ def serve(bootstrap: str, timeout_s: float = 10.0) -> Iterator[SmtpSubmission]:
         produce_timeout_s=timeout_s,
     )
     producer = RawProducer(settings.bootstrap, settings.produce_timeout_s)
-    server = start_smtp_submission(settings, producer)
+    server = start_smtp_submission(settings, producer, directory())
     yield server
     server.stop()
     producer.close()
@@ -67,11 +83,12 @@ def offline() -> Iterator[SmtpSubmission]:
 
 
 async def send(server: SmtpSubmission, message: EmailMessage, **kw: object) -> str:
+    options: dict[str, object] = {"username": "app", "password": ADMIN, **kw}
     _errors, reply = await aiosmtplib.send(
         message,
         hostname=server.host,
         port=server.port,
-        **kw,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]
     )
     return reply
 
@@ -110,6 +127,7 @@ async def test_the_reply_carries_the_enhanced_status_code(
     server: SmtpSubmission,
 ) -> None:
     async with aiosmtplib.SMTP(hostname=server.host, port=server.port) as client:
+        await client.login("app", ADMIN)
         await client.mail("shop@example.com")
         await client.rcpt("alice@example.org")
         reply = await client.data(compose().as_bytes())
@@ -128,6 +146,7 @@ async def test_a_message_declared_too_large_is_refused_at_mail_with_552(
 
 async def test_data_over_the_limit_is_refused_with_552(server: SmtpSubmission) -> None:
     async with aiosmtplib.SMTP(hostname=server.host, port=server.port) as client:
+        await client.login("app", ADMIN)
         await client.mail("shop@example.com")  # no SIZE= declared
         await client.rcpt("alice@example.org")
         with pytest.raises(aiosmtplib.SMTPDataError) as refused:
@@ -143,6 +162,7 @@ async def test_a_bad_recipient_address_is_refused_with_553_naming_it(
     server: SmtpSubmission,
 ) -> None:
     async with aiosmtplib.SMTP(hostname=server.host, port=server.port) as client:
+        await client.login("app", ADMIN)
         await client.mail("shop@example.com")
         with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
             await client.rcpt("bob@localhost")
@@ -153,6 +173,7 @@ async def test_a_bad_recipient_address_is_refused_with_553_naming_it(
 
 async def test_a_null_sender_is_refused_with_553(server: SmtpSubmission) -> None:
     async with aiosmtplib.SMTP(hostname=server.host, port=server.port) as client:
+        await client.login("app", ADMIN)
         with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
             await client.mail("")
 
@@ -184,5 +205,36 @@ def test_a_port_in_use_is_a_config_error_naming_the_setting(
     producer = RawProducer(taken.bootstrap, 1.0)
 
     with pytest.raises(ConfigError, match="MAILYARD_SMTP_PORT"):
-        start_smtp_submission(taken, producer)
+        start_smtp_submission(taken, producer, directory())
     producer.close()
+
+
+async def test_mail_before_auth_is_refused_with_530(server: SmtpSubmission) -> None:
+    async with aiosmtplib.SMTP(hostname=server.host, port=server.port) as client:
+        with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+            await client.mail("shop@example.com")
+
+    assert refused.value.code == 530 and "5.7.0" in refused.value.message
+
+
+@pytest.mark.parametrize("password", ["not-a-key", ADMIN[:-2] + "xx", ACME_READ])
+async def test_auth_with_a_wrong_key_or_one_that_may_not_send_is_refused(
+    server: SmtpSubmission, password: str
+) -> None:
+    async with aiosmtplib.SMTP(hostname=server.host, port=server.port) as client:
+        with pytest.raises(aiosmtplib.SMTPAuthenticationError) as refused:
+            await client.login("app", password)
+
+    assert refused.value.code == 535
+
+
+async def test_a_subaccount_key_sends_for_its_own_subaccount_only(
+    server: SmtpSubmission, kafka_bootstrap: str
+) -> None:
+    reply = await send(server, compose(), password=ACME_SEND)
+    record = on_topic(kafka_bootstrap, reply.removeprefix("2.0.0 Queued as "))
+    assert record["subaccount"] == "acme"
+
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await send(server, compose(X_Mailyard_Subaccount="globex"), password=ACME_SEND)
+    assert refused.value.code == 550 and "globex" in refused.value.message
