@@ -5,7 +5,8 @@ webhook as the ESP sends it, check its size and syntax, and produce the
 untouched body in a ``RawWebhook`` envelope to ``mailyard.webhooks.raw``.
 The reply is 2xx only after the broker confirmed the write (idempotent
 producer, ``acks=all``), so an acknowledged webhook is never lost; when the
-broker cannot confirm in time the reply is 503 and the ESP retries.
+broker cannot confirm in time the reply is 503 and the ESP retries (429
+for Brevo, which drops a webhook answered with any 5xx).
 Parsing into events happens in the stream worker, where a body that turns
 out to be unusable is parked in the dead-letter topic, not dropped.
 
@@ -56,6 +57,8 @@ _JSON_TYPES = ("application/json", "text/plain")  # SNS posts JSON as text/plain
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 _KEPT_HEADERS = 64
+# The status that makes an ESP retry later; Brevo retries only 429.
+_RETRY_STATUS: dict[str, int] = {"brevo": 429}
 
 
 class RawProducer:
@@ -277,7 +280,7 @@ def create_gateway(
             log.error("broker did not confirm webhook %s: %s", request_id, exc)
             return JSONResponse(
                 {"error": "The event store is unavailable; retry later."},
-                status_code=503,
+                status_code=_RETRY_STATUS.get(esp, 503),
                 headers={"Retry-After": "5"},
             )
         if verdict.confirm_url is not None:

@@ -68,6 +68,14 @@ async def test_broker_unavailable_is_503_with_retry_after(client: httpx.AsyncCli
     assert reply.headers["retry-after"] == "5"
 
 
+async def test_broker_unavailable_is_429_for_brevo_which_drops_5xx_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    reply = await _post(client, "/webhooks/brevo", b'{"event": "delivered"}')
+    assert reply.status_code == 429
+    assert reply.headers["retry-after"] == "5"
+
+
 async def test_head_probe_answers_for_known_esps(client: httpx.AsyncClient) -> None:
     assert (await client.head("/webhooks/mandrill-nope")).status_code == 404
     assert (await client.head("/webhooks/sendgrid")).status_code == 200
