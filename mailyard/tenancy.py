@@ -8,6 +8,7 @@ credentials are records on the compacted ``mailyard.tenants`` topic:
 * ``subaccount/<name>``: a :class:`Subaccount` as JSON,
 * ``key/<key_id>``: an :class:`ApiKey` as JSON (the secret's hash only),
 * ``installation``: webhook credentials for ``/webhooks/{esp}``,
+* ``deleted/<name>``: when a subaccount was deleted (its name is not reused),
 
 and a null value deletes. Every process reads the topic whole into a
 :class:`TenantDirectory`, so the gateway and every worker authenticate
@@ -230,6 +231,9 @@ class TenantDirectory:
         self.subaccounts: dict[str, Subaccount] = {}
         self.keys: dict[str, ApiKey] = {}
         self.installation: dict[str, Any] = {"webhook_auth": {}}
+        # Names of deleted subaccounts, which are never given out again: their
+        # suppressions, counts and messages stay keyed by the name.
+        self.deleted: dict[str, float] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._bootstrap: ApiKey | None = None
         if bootstrap_admin:
@@ -259,6 +263,8 @@ class TenantDirectory:
                 self.keys[ident] = ApiKey.from_json(value)
         elif kind == INSTALLATION_KEY:
             self.installation = json.loads(value) if value else {"webhook_auth": {}}
+        elif kind == "deleted":
+            self.deleted[ident] = float(value or 0)
 
     def on_record(self, record: Any) -> None:
         self.apply(record.key.decode(), record.value)

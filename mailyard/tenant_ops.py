@@ -71,6 +71,11 @@ def create_subaccount(
     validate_subaccount_name(name)
     if name in directory.subaccounts:
         raise TenantConflict(f"Subaccount {name!r} exists already.")
+    if name in directory.deleted:
+        raise TenantConflict(
+            f"Subaccount {name!r} was deleted; its data keeps the name, so it is "
+            "not given out again. Choose another name."
+        )
 
     now = time.time()
     sub = Subaccount(
@@ -120,7 +125,10 @@ def update_subaccount(
 def delete_subaccount(directory: TenantDirectory, name: str) -> list[TenantRecord]:
     """The subaccount and every key of it go; its suppressions and events stay."""
     _subaccount(directory, name)
-    records: list[TenantRecord] = [(f"subaccount/{name}".encode(), None)]
+    records: list[TenantRecord] = [
+        (f"subaccount/{name}".encode(), None),
+        (f"deleted/{name}".encode(), str(time.time()).encode()),
+    ]
     records += [(f"key/{k.key_id}".encode(), None) for k in directory.keys_of(name)]
     return records
 

@@ -156,6 +156,12 @@ class HealthFeed:
     def on_record(self, record: ConsumerRecord) -> None:
         event = decode_event(record.value)
         destination = event.metadata.get(DESTINATION_KEY)
+        # Destinations are the installation's: a webhook that came in through
+        # a subaccount's entry point may not steer them (it could be forged
+        # by that subaccount). Dispatch results are our own.
+        own = event.esp_event.startswith("dispatch:")
+        if not own and event.subaccount is not None:
+            return
         outcome = health_outcome(event)
         if destination and outcome:
             self.health.record(destination, event.mailbox_provider, outcome, event.timestamp)
@@ -203,12 +209,24 @@ class MessageIndex:
             self._entry(event.message_id)["events"].append(event.to_json_dict())
 
     def get(self, message_id: str) -> dict[str, list[dict[str, Any]]] | None:
-        return self._items.get(message_id)
+        """Its decisions, and the events its owner may see.
+
+        An event that came in through another subaccount's webhook entry
+        point names the message only by a claim in its metadata, so it is
+        left out; the installation's entry points and dispatch results are
+        trusted.
+        """
+        entry = self._items.get(message_id)
+        if entry is None:
+            return None
+        owner = self.owner(message_id)
+        events = [e for e in entry["events"] if e.get("subaccount") in (None, owner)]
+        return {"decisions": entry["decisions"], "events": events}
 
     def owner(self, message_id: str) -> str | None:
-        """The subaccount a message was submitted for, as its records say."""
+        """The subaccount a message was submitted for, as the router recorded it."""
         entry = self._items.get(message_id) or {"decisions": [], "events": []}
-        for item in (*entry["decisions"], *entry["events"]):
-            if item.get("subaccount"):
-                return str(item["subaccount"])
+        for decision in entry["decisions"]:
+            if decision.get("subaccount"):
+                return str(decision["subaccount"])
         return None

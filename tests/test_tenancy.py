@@ -164,6 +164,16 @@ def test_the_keys_of_a_deleted_subaccount_are_401(directory: TenantDirectory) ->
     assert directory.keys_of("acme") == []
 
 
+def test_a_deleted_subaccounts_name_is_not_given_out_again(
+    directory: TenantDirectory,
+) -> None:
+    apply(directory, tenant_ops.delete_subaccount(directory, "acme"))
+
+    with pytest.raises(tenant_ops.TenantConflict, match="was deleted"):
+        tenant_ops.create_subaccount(directory, "acme")
+    assert "acme" not in directory.subaccounts
+
+
 def test_a_key_whose_subaccount_record_is_gone_is_401(
     directory: TenantDirectory,
 ) -> None:
