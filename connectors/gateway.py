@@ -33,17 +33,32 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 
-from confluent_kafka import KafkaError, KafkaException, Producer
 import httpx
+from confluent_kafka import KafkaError, KafkaException, Producer
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from connectors.webhook_auth import (
-    CertificateStore, WebhookAuthError, WebhookRequest, verify_webhook,
+from connectors.gateway_docs import (
+    NO_KEY,
+    PROBE_ROUTE,
+    EspName,
+    GatewayStats,
+    Readiness,
+    webhook_route,
 )
 from connectors.registry import esp_names
 from connectors.submit_api import submission_router
-from mailyard.access import install_error_handler, require_admin
+from connectors.webhook_auth import (
+    CertificateStore,
+    WebhookAuthError,
+    WebhookRequest,
+    verify_webhook,
+)
+from mailyard.access import (
+    document_refusals,
+    install_error_handler,
+    require_admin,
+)
 from mailyard.broadcast import Broadcast
 from mailyard.codec import codec
 from mailyard.settings import Settings
@@ -84,6 +99,9 @@ class RawProducer:
             self._producer.poll(0.05)
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        if not self._running:
+            # Nobody polls a closed producer: its delivery report never comes.
+            raise KafkaException("The gateway's producer is closed.")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -156,9 +174,12 @@ def create_gateway(
     state: dict[str, RawProducer] = {}
     reader: Broadcast | None = None
     if tenants is None:
-        tenants = TenantDirectory(bootstrap_admin_key(settings.admin_key, settings.data_dir))
-        reader = Broadcast(settings.bootstrap, TENANTS.name, TENANTS.partitions,
-                           tenants.on_record)
+        tenants = TenantDirectory(
+            bootstrap_admin_key(settings.admin_key, settings.data_dir)
+        )
+        reader = Broadcast(
+            settings.bootstrap, TENANTS.name, TENANTS.partitions, tenants.on_record
+        )
     directory = tenants
     certs = certificates or CertificateStore()
     confirm_subscription = confirm or _confirm_subscription
@@ -171,12 +192,16 @@ def create_gateway(
         yield
         if reader is not None:
             await reader.stop()
-        if "p" in state:
-            state["p"].close()
+        # A producer passed in is its caller's to close; one made here is
+        # dropped, so a restarted app makes a new one.
+        made = state.pop("p", None)
+        if made is not None and made is not producer:
+            made.close()
 
     api = FastAPI(title="Mailyard ingest gateway", version="0.1.0", lifespan=lifespan)
     api.state.tenants = directory  # SMTP submission authenticates with it too
     install_error_handler(api)
+    document_refusals(api)
     envelope = codec("raw_webhook")
     known = set(esp_names())
 
@@ -189,11 +214,19 @@ def create_gateway(
 
     api.include_router(submission_router(settings, get_producer, directory))
 
-    @api.get("/healthz")
+    @api.get("/healthz", summary="Liveness: the process answers", openapi_extra=NO_KEY)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/readyz")
+    @api.get(
+        "/readyz",
+        summary="Readiness: the broker answers and tenants were read",
+        responses={
+            200: {"model": Readiness, "description": "Ready."},
+            503: {"model": Readiness, "description": "Not ready."},
+        },
+        openapi_extra=NO_KEY,
+    )
     async def readyz() -> JSONResponse:
         broker = await asyncio.to_thread(get_producer().ready)
         tenants_read = reader is None or reader.ready.is_set()
@@ -201,22 +234,32 @@ def create_gateway(
         body = {"ready": ok, "broker": broker, "tenants": tenants_read}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @api.get("/v1/gateway/stats", dependencies=[Depends(require_admin(directory))])
+    @api.get(
+        "/v1/gateway/stats",
+        summary="Webhooks refused, by ESP and reason",
+        response_model=GatewayStats,
+        dependencies=[Depends(require_admin(directory))],
+    )
     async def stats() -> dict[str, Any]:
-        rows = [{"esp": esp, "reason": reason, "count": n}
-                for (esp, reason), n in sorted(refusals.items())]
+        rows = [
+            {"esp": esp, "reason": reason, "count": n}
+            for (esp, reason), n in sorted(refusals.items())
+        ]
         return {"webhook_auth_refused": rows}
 
-    @api.api_route("/webhooks/{esp}", methods=["HEAD", "GET"])
-    @api.api_route("/webhooks/{esp}/{subaccount}", methods=["HEAD", "GET"])
-    def probe(esp: str, subaccount: str | None = None) -> Response:
+    # One route per method, so each operation has its own operationId.
+    @api.get("/webhooks/{esp}", **PROBE_ROUTE)
+    @api.head("/webhooks/{esp}", **PROBE_ROUTE)
+    @api.get("/webhooks/{esp}/{subaccount}", **PROBE_ROUTE)
+    @api.head("/webhooks/{esp}/{subaccount}", **PROBE_ROUTE)
+    def probe(esp: EspName, subaccount: str | None = None) -> Response:
         # Some ESPs check the URL with HEAD or GET before sending events.
         return Response(status_code=200 if esp in known else 404)
 
-    @api.post("/webhooks/{esp}")
-    @api.post("/webhooks/{esp}/{subaccount}")
+    @api.post("/webhooks/{esp}", **webhook_route("the installation"))
+    @api.post("/webhooks/{esp}/{subaccount}", **webhook_route("a subaccount"))
     async def receive(
-        esp: str, request: Request, subaccount: str | None = None
+        esp: EspName, request: Request, subaccount: str | None = None
     ) -> Response:
         if esp not in known:
             return problem(404, f"Unknown ESP {esp!r}.", known=sorted(known))
@@ -245,17 +288,26 @@ def create_gateway(
         if why is not None:
             return problem(400, f"Malformed {esp} webhook: {why}")
 
-        headers = {k.lower(): v for k, v in list(request.headers.items())[:_KEPT_HEADERS]}
+        headers = {
+            k.lower(): v for k, v in list(request.headers.items())[:_KEPT_HEADERS]
+        }
         signed = WebhookRequest(esp, str(request.url), headers, body, content_type)
         try:
             verdict = await asyncio.to_thread(
-                verify_webhook, signed, directory.webhook_auth(esp, subaccount),
+                verify_webhook,
+                signed,
+                directory.webhook_auth(esp, subaccount),
                 certificates=certs,
             )
         except WebhookAuthError as exc:
             refusals[(esp, exc.reason)] += 1
-            log.warning("refused %s webhook for %s: %s", esp, subaccount or "-",
-                        exc.detail, extra={"esp": esp, "reason": exc.reason})
+            log.warning(
+                "refused %s webhook for %s: %s",
+                esp,
+                subaccount or "-",
+                exc.detail,
+                extra={"esp": esp, "reason": exc.reason},
+            )
             refused = problem(exc.status, exc.detail, reason=exc.reason)
             if exc.challenge is not None:
                 # SNS sends basic-auth credentials only after this challenge.

@@ -23,8 +23,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.submission import (
+    MAX_BATCH,
     Submission,
     SubmissionError,
     SubmissionTooLarge,
@@ -32,7 +34,7 @@ from connectors.submission import (
 )
 from connectors.submission_errors import RecordTooLarge
 from connectors.submission_publish import Sender, publish
-from mailyard.access import requires
+from mailyard.access import refusal, requires
 from mailyard.errors import BrokerUnavailable
 from mailyard.settings import Settings
 from mailyard.tenancy import ApiKey, TenantDirectory, sender_problem
@@ -43,6 +45,74 @@ _JSON = "application/json"
 RETRY_AFTER_S = 5
 
 
+class MessageIn(BaseModel):
+    """One message as ``POST /v1/messages`` takes it; for the OpenAPI document only.
+
+    :func:`connectors.submission.parse_submission` is what checks a message.
+    """
+
+    model_config = ConfigDict(extra="forbid", title="Message")
+
+    from_: str | None = Field(None, alias="from", description="Needed with parts.")
+    to: str | list[str] = []
+    cc: str | list[str] = []
+    bcc: str | list[str] = []
+    subject: str | None = None
+    text: str | None = Field(None, description="Parts: text and/or html ...")
+    html: str | None = None
+    raw: str | None = Field(None, description="... or raw MIME, sent as is.")
+    raw_base64: str | None = None
+    headers: dict[str, str] = {}
+    subaccount: str | None = Field(None, description="A subaccount key's own.")
+    stream: str | None = None
+    tags: list[str] = []
+    metadata: dict[str, str] = {}
+
+
+class Submitted(BaseModel):
+    message_id: str
+
+
+class SubmittedBatch(BaseModel):
+    messages: list[Submitted]
+
+
+def _request_body() -> dict[str, Any]:
+    message = MessageIn.model_json_schema(by_alias=True)
+    # A batch's items are spelled out once, in the single message's form.
+    each = {"type": "object", "description": "A message, as in the single form."}
+    batch = {"type": "array", "items": each, "minItems": 1, "maxItems": MAX_BATCH}
+    wrapped = {
+        "type": "object",
+        "properties": {"messages": batch},
+        "required": ["messages"],
+        "additionalProperties": False,
+    }
+    return {
+        "required": True,
+        "content": {_JSON: {"schema": {"anyOf": [message, batch, wrapped]}}},
+    }
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": Submitted | SubmittedBatch,
+        "description": "Stored on Kafka; a batch gets one id per message.",
+    },
+    400: refusal("The body is not JSON."),
+    403: refusal(
+        "The key lacks the send scope, or a message is for another "
+        "subaccount than the key's, or for a suspended one."
+    ),
+    413: refusal(
+        "The body is over twice `MAILYARD_MAX_MESSAGE_BYTES`, or a message is over it."
+    ),
+    415: refusal("The content type is not application/json."),
+    422: refusal("A message is invalid; `field` names it, e.g. `messages[2].to[1]`."),
+    503: refusal("The broker did not confirm every record in time.", retry_after=True),
+}
+
+
 def submission_router(
     settings: Settings, get_producer: Callable[[], Sender], tenants: TenantDirectory
 ) -> APIRouter:
@@ -51,7 +121,13 @@ def submission_router(
     body_limit = 2 * settings.max_message_bytes
     sender = Depends(requires(tenants, "send"))
 
-    @router.post("/v1/messages", status_code=202)
+    @router.post(
+        "/v1/messages",
+        status_code=202,
+        summary="Submit messages for sending",
+        responses=_RESPONSES,
+        openapi_extra={"requestBody": _request_body()},
+    )
     async def submit(request: Request, key: ApiKey = sender) -> JSONResponse:
         refused = _check_request(request, body_limit)
         if refused is not None:

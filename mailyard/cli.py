@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mailyard.errors import MailyardError
 from mailyard.settings import Settings
+from mailyard.openapi_cli import add_parsers as add_openapi_parsers
 from mailyard.tenant_cli import add_parsers as add_tenant_parsers
 
 log = logging.getLogger("mailyard")
@@ -168,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         func=_cmd_worker
     )
     add_tenant_parsers(sub)
+    add_openapi_parsers(sub)
     return parser
 
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from mailyard.access import install_error_handler, require_admin, requires, scoped_subaccount
+from mailyard.access import (
+    detail, document_refusals, install_error_handler, require_admin, requires,
+    scoped_subaccount,
+)
 from mailyard.model import EVENT_TYPES
 from mailyard.tenancy import ApiKey
 from streams.app import Worker
@@ -30,16 +34,45 @@ def _minute(ts: datetime | None) -> int | None:
     return int(ts.timestamp()) // 60
 
 
+class Readiness(BaseModel):
+    ready: bool
+    rebalancing: bool = Field(description="Faust is reassigning partitions.")
+    tenants: bool = Field(description="`mailyard.tenants` was read to its end.")
+
+
+class CountRow(BaseModel):
+    subaccount: str | None
+    esp: str
+    type: str
+    count: int
+    minute: str | None = Field(
+        None, description="With resolution=minute: the minute's start, UTC.")
+
+
+class Counts(BaseModel):
+    total: int
+    rows: list[CountRow]
+
+
+_NO_KEY: dict[str, Any] = {"security": []}
+
+
 def create_api(worker: Worker) -> FastAPI:
     api = FastAPI(title="Mailyard worker API", version="0.1.0")
     install_error_handler(api)
+    document_refusals(api)
     tenants = worker.tenants
 
-    @api.get("/healthz")
+    @api.get("/healthz", summary="Liveness: the process answers", openapi_extra=_NO_KEY)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/readyz")
+    @api.get(
+        "/readyz", summary="Readiness: Faust runs, not rebalancing, tenants read",
+        responses={200: {"model": Readiness, "description": "Ready."},
+                   503: {"model": Readiness, "description": "Not ready."}},
+        openapi_extra=_NO_KEY,
+    )
     async def readyz() -> JSONResponse:
         app = worker.app
         tenants_read = worker.tenants_ready.is_set()
@@ -48,11 +81,21 @@ def create_api(worker: Worker) -> FastAPI:
                 "tenants": tenants_read}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @api.get("/v1/stats", dependencies=[Depends(require_admin(tenants))])
+    @api.get(
+        "/v1/stats", summary="This worker's record and event counters",
+        dependencies=[Depends(require_admin(tenants))],
+    )
     async def stats() -> dict[str, int]:
         return dataclasses.asdict(worker.stats)
 
-    @api.get("/v1/counts")
+    @api.get(
+        "/v1/counts", summary="Event counts by subaccount, ESP and type",
+        description="A subaccount key counts its own subaccount's events only. "
+        "This worker answers for the ledger partitions it holds.",
+        response_model=Counts, response_model_exclude_unset=True,
+        responses={422: detail("A parameter is invalid (FastAPI's list), type is "
+                               "not an event type, or end is not after start.")},
+    )
     async def counts(
         start: datetime | None = None,
         end: datetime | None = None,
