@@ -138,6 +138,24 @@ class Stack:
                 proc.kill()
                 proc.wait()
 
+    def make_current(self, rules: object, reason: str) -> int:
+        """Publish ``rules`` (a mapping or YAML text) and wait until it is current.
+
+        The broker is shared by the whole session: another module's rule
+        set may be current, and ``MAILYARD_RULES`` only seeds an empty topic.
+        """
+        url, headers = f"{self.api}/v1/rules", self.admin_headers
+        body = {"rules": rules, "author": "tests", "reason": reason}
+        reply = httpx.post(url, headers=headers, json=body)
+        assert reply.status_code == 201, reply.text
+        version: int = reply.json()["version"]
+
+        def current() -> bool:
+            return bool(httpx.get(url, headers=headers).json()["version"] == version)
+
+        assert wait_until(current, 15), f"rule set {version} never became current"
+        return version
+
     def counts(self, **params: str) -> dict[str, object]:
         reply = httpx.get(
             f"{self.api}/v1/counts",

@@ -7,11 +7,9 @@ local stand-ins, steered over their control endpoints.
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -75,15 +73,7 @@ def relay_stack(
     })
     stack.start("gateway")
     stack.start("worker")
-    # The broker is shared: another module's rule set may be current, and
-    # MAILYARD_RULES only seeds an empty topic. Make this module's current.
-    api, headers = stack.api, stack.admin_headers
-    reply = httpx.post(f"{api}/v1/rules", headers=headers, json={
-        "rules": rules.read_text(), "author": "tests", "reason": "failover test"})
-    assert reply.status_code == 201, reply.text
-    version = reply.json()["version"]
-    assert wait_until(lambda: httpx.get(f"{api}/v1/rules", headers=headers)
-                      .json()["version"] == version, 15)
+    stack.make_current(rules.read_text(), "failover test")
     yield stack
     stack.stop()
 

@@ -71,23 +71,7 @@ def stack(
     try:
         stack.start("gateway")
         stack.start("worker")
-        # Rules from other modules may be current: make this module's current.
-        api, admin = stack.api, stack.admin_headers
-        assert wait_until(
-            lambda: httpx.get(f"{api}/v1/rules", headers=admin).status_code == 200, 30
-        )
-        reply = httpx.post(
-            f"{api}/v1/rules",
-            headers=admin,
-            json={"rules": rules, "author": "tests", "reason": "retry test"},
-        )
-        assert reply.status_code == 201, reply.text
-        version = reply.json()["version"]
-        assert wait_until(
-            lambda: httpx.get(f"{api}/v1/rules", headers=admin).json()["version"]
-            == version,
-            15,
-        )
+        stack.make_current(rules, "retry test")
         yield stack
     finally:
         stack.stop()
