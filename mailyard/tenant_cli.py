@@ -97,24 +97,27 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _webhook_auth(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.registry import esp_names
     from connectors.webhook_auth import validate_config
 
+    esps = esp_names() if args.esp == "all" else [args.esp]
     config = None if args.config == "none-configured" else json.loads(args.config)
-    checked = None if config is None else validate_config(args.esp, config)
+    checked = {
+        esp: None if config is None else validate_config(esp, config) for esp in esps
+    }
     directory = tenant_ops.load_directory(settings.bootstrap)
     if args.subaccount is None:
-        records = tenant_ops.set_installation_webhook_auth(directory, args.esp, checked)
+        records: list[tenant_ops.TenantRecord] = []
+        for esp, entry in checked.items():
+            records = tenant_ops.set_installation_webhook_auth(directory, esp, entry)
+            directory.apply(records[0][0].decode(), records[0][1])
     else:
         records, _ = tenant_ops.update_subaccount(
-            directory, args.subaccount, webhook_auth={args.esp: checked}
+            directory, args.subaccount, webhook_auth=dict(checked)
         )
     tenant_ops.publish_sync(settings.bootstrap, records)
     _print(
-        {
-            "esp": args.esp,
-            "subaccount": args.subaccount,
-            "configured": checked is not None,
-        }
+        {"esps": esps, "subaccount": args.subaccount, "configured": config is not None}
     )
     return 0
 
@@ -166,7 +169,7 @@ def add_parsers(sub: Any) -> None:
     keys.set_defaults(func=_reported(_keys))
 
     auth = sub.add_parser("webhook-auth", help="set how an ESP's webhooks are verified")
-    auth.add_argument("esp")
+    auth.add_argument("esp", help="an ESP name, or all")
     auth.add_argument(
         "config",
         help='JSON, e.g. \'{"signing_keys": ["..."]}\', or none-configured to remove',

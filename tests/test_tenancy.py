@@ -24,6 +24,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
+from connectors.registry import esp_names
 from mailyard import tenancy, tenant_ops
 from mailyard.access import install_error_handler, requires
 from mailyard.cli import main
@@ -241,11 +242,14 @@ def test_webhook_credentials_merge_per_esp_and_none_removes_one(
     directory: TenantDirectory,
 ) -> None:
     first = {"sendgrid": {"none": True}, "mailgun": {"none": True}}
-    apply(directory, tenant_ops.update_subaccount(
-        directory, "acme", webhook_auth=first)[0])
+    apply(
+        directory,
+        tenant_ops.update_subaccount(directory, "acme", webhook_auth=first)[0],
+    )
 
     records, sub = tenant_ops.update_subaccount(
-        directory, "acme", webhook_auth={"mailgun": None})
+        directory, "acme", webhook_auth={"mailgun": None}
+    )
     apply(directory, records)
 
     assert sub.webhook_auth == {"sendgrid": {"none": True}}
@@ -257,8 +261,10 @@ def test_webhook_credentials_merge_per_esp_and_none_removes_one(
 def test_installation_webhook_credentials_accumulate_per_esp() -> None:
     directory = TenantDirectory()
     for esp in ("sendgrid", "postmark"):
-        apply(directory, tenant_ops.set_installation_webhook_auth(
-            directory, esp, {"none": True}))
+        apply(
+            directory,
+            tenant_ops.set_installation_webhook_auth(directory, esp, {"none": True}),
+        )
 
     assert directory.webhook_auth("sendgrid", None) == {"none": True}
     assert directory.webhook_auth("postmark", None) == {"none": True}
@@ -311,7 +317,8 @@ async def test_a_key_over_its_rate_is_429_with_retry_after(
     tiny: httpx.AsyncClient, directory: TenantDirectory
 ) -> None:
     records, _key, text = tenant_ops.create_key(
-        directory, "acme", ["events:read"], rate_per_s=1.0)
+        directory, "acme", ["events:read"], rate_per_s=1.0
+    )
     apply(directory, records)
 
     # A burst of up to twice the rate passes; the next request waits.
@@ -425,8 +432,18 @@ def test_keys_are_created_rotated_and_revoked(cli: Any, kafka_bootstrap: str) ->
     name = f"cli-{uuid.uuid4().hex[:8]}"
     cli("subaccounts", "create", name)
 
-    code, made = cli("keys", "create", "--subaccount", name, "--scopes",
-                     "send,events:read", "--label", "app", "--rate", "5")
+    code, made = cli(
+        "keys",
+        "create",
+        "--subaccount",
+        name,
+        "--scopes",
+        "send,events:read",
+        "--label",
+        "app",
+        "--rate",
+        "5",
+    )
     _, rotated = cli("keys", "rotate", made["key_id"], "--overlap", "60")
     now = time.time()
     after_rotation = tenant_ops.load_directory(kafka_bootstrap)
@@ -435,7 +452,10 @@ def test_keys_are_created_rotated_and_revoked(cli: Any, kafka_bootstrap: str) ->
 
     assert code == 0 and KEY_TEXT.match(made["key"])
     assert (made["subaccount"], made["scopes"], made["rate_per_s"]) == (
-        name, ["send", "events:read"], 5.0)
+        name,
+        ["send", "events:read"],
+        5.0,
+    )
     assert "secret_hash" not in made
     assert rotated["replaces"] == made["key_id"] and rotated["key"] != made["key"]
     assert after_rotation.authenticate(made["key"], now=now).key_id == made["key_id"]
@@ -469,3 +489,20 @@ def test_admin_key_prints_the_key_kept_in_the_data_dir(
 
     assert code == 0
     assert printed.strip() == (tmp_path / "admin.key").read_text().strip()
+
+
+def test_webhook_auth_all_sets_every_esp_of_a_subaccount_and_a_bad_config_is_refused(
+    cli: Any, kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    cli("subaccounts", "create", name)
+
+    code, result = cli("webhook-auth", "all", '{"none": true}', "--subaccount", name)
+    refused = main(
+        ["webhook-auth", "mailgun", '{"signing_keys": "x"}', "--subaccount", name]
+    )
+
+    assert code == 0 and result["configured"] is True
+    stored = tenant_ops.load_directory(kafka_bootstrap).subaccounts[name]
+    assert set(stored.webhook_auth) == set(esp_names())
+    assert refused == 2 and "signing_keys" in capsys.readouterr().err
