@@ -144,6 +144,8 @@ def check_body(content_type: str, body: bytes) -> str | None:
     if media in _JSON_TYPES:
         try:
             json.loads(body)
+        except RecursionError:
+            return "the JSON nests too deeply."
         except (UnicodeDecodeError, ValueError) as exc:
             return f"the body is not valid JSON ({exc})."
     elif media == _FORM:

@@ -138,6 +138,8 @@ def submission_router(
 
         try:
             payload = json.loads(body)
+        except RecursionError:
+            return _error(400, "The body's JSON nests too deeply.")
         except (UnicodeDecodeError, ValueError) as exc:
             return _error(400, f"The body is not valid JSON ({exc}).")
         try:

@@ -244,3 +244,41 @@ class _Overlay(dict):  # type: ignore[type-arg]
             return self._pending[key]
         value = self._table.get(key)
         return default if value is None else value
+
+
+# --- TEMP DEBUG HOOK (remove) ---
+import os as _os
+if _os.environ.get("STALL_DEBUG"):
+    from faust.transport import consumer as _fc
+    _dbg = open(_os.environ["STALL_DEBUG"], "a", buffering=1)
+    _orig_seek = _fc.Consumer.perform_seek
+    async def _perform_seek(self):
+        _dbg.write(f"SEEK-before committed={dict(self._committed_offset)} read={dict(self._read_offset)} acked_min={ {k:(min(v) if v else None, len(v)) for k,v in self._acked.items()} }\n")
+        await _orig_seek(self)
+        _dbg.write(f"SEEK-after committed={dict(self._committed_offset)} read={dict(self._read_offset)}\n")
+    _fc.Consumer.perform_seek = _perform_seek
+    _orig_ack = _fc.Consumer.ack
+    def _ack(self, message):
+        tp = message.tp
+        if tp.topic == "mailyard.webhooks.raw":
+            c = self._committed_offset[tp]
+            dup = message.offset in self._acked_index[tp]
+            r = _orig_ack(self, message)
+            if (c is not None and message.offset < c + 2) or dup or (message.offset in self._acked[tp] and self._acked[tp].count(message.offset) > 1):
+                _dbg.write(f"ACK {tp.partition}@{message.offset} committed={c} ret={r} dup={dup}\n")
+            return r
+        return _orig_ack(self, message)
+    _fc.Consumer.ack = _ack
+    _orig_new = _fc.Consumer._new_offset
+    def _new_offset(self, tp):
+        before = list(self._acked[tp])[:8] if tp.topic == "mailyard.webhooks.raw" else None
+        r = _orig_new(self, tp)
+        if before is not None:
+            _dbg.write(f"NEWOFF {tp.partition} committed={self._committed_offset[tp]} -> {r} head={before} gap={self._gap[tp]}\n")
+        return r
+    _fc.Consumer._new_offset = _new_offset
+    _orig_add_gap = _fc.Consumer._add_gap
+    async def _add_gap(self, tp, a, b):
+        _dbg.write(f"GAP {tp} {a}-{b} committed={self._committed_offset[tp]}\n")
+        return await _orig_add_gap(self, tp, a, b)
+    _fc.Consumer._add_gap = _add_gap

@@ -59,6 +59,8 @@ def _parsed(data: dict[str, Any] | str) -> Any:
         return yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise HTTPException(422, f"rules is not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise HTTPException(422, "rules nests too deeply.") from exc
 
 
 def _ruleset(data: dict[str, Any] | str, **stamp: Any) -> RuleSet:

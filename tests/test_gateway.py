@@ -76,6 +76,20 @@ async def test_broker_unavailable_is_429_for_brevo_which_drops_5xx_answers(
     assert reply.headers["retry-after"] == "5"
 
 
+async def test_json_nested_too_deeply_is_400_not_a_crash() -> None:
+    settings = Settings(bootstrap=f"127.0.0.1:{free_port()}", produce_timeout_s=1.0)
+    app = create_gateway(settings, tenants=open_directory())
+    deep = b"[" * 5000 + b"]" * 5000
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as client:
+        reply = await _post(client, "/webhooks/sendgrid", deep)
+
+    assert reply.status_code == 400
+    assert "nests too deeply" in reply.json()["error"]
+
+
 async def test_head_probe_answers_for_known_esps(client: httpx.AsyncClient) -> None:
     assert (await client.head("/webhooks/mandrill-nope")).status_code == 404
     assert (await client.head("/webhooks/sendgrid")).status_code == 200

@@ -52,6 +52,37 @@ def test_bad_regex_names_the_nested_condition_path() -> None:
     assert "not a valid regular expression" in error.problem
 
 
+@pytest.mark.parametrize("pattern", ["(a+)+$", "(?:x*)*", "(a|aa)*b", "((ab)+)+"])
+def test_a_regex_that_can_backtrack_exponentially_is_refused(pattern: str) -> None:
+    cond = {"recipient_domain": {"regex": pattern}}
+    error = refused(rule("evil", {"hold": True}, cond))
+
+    assert error.rule == "evil"
+    assert error.field == "condition.recipient_domain.regex"
+    assert "exponential time" in error.problem
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"^(?:[a-z0-9-]+\.)*example\.com$", "(foo|bar)+", r"(\d+\.)+\d+"]
+)
+def test_repeats_separated_by_a_fixed_part_are_allowed(pattern: str) -> None:
+    cond = {"recipient_domain": {"regex": pattern}}
+    ruleset = make_ruleset(rule("fine", {"hold": True}, cond))
+
+    assert [r.name for r in ruleset.rules] == ["fine"]
+
+
+def test_a_rule_file_that_is_missing_or_not_text_is_a_validation_error(
+    tmp_path: Any,
+) -> None:
+    binary = tmp_path / "rules.yaml"
+    binary.write_bytes(bytes(range(256)))
+
+    for path in (tmp_path / "absent.yaml", binary):
+        with pytest.raises(RuleValidationError, match="cannot be read"):
+            load_rules(path)
+
+
 def test_unknown_operator_lists_the_known_ones() -> None:
     error = refused(rule("op", {"hold": True}, {"stream": {"equal": "x"}}))
 

@@ -23,6 +23,7 @@ from tests.e2e import free_port, read_topic
 from tests.tenant_fixtures import admin_key, bearer, open_directory
 
 URL = "/v1/messages"
+_JSON = "application/json"
 
 
 def message(**fields: Any) -> dict[str, Any]:
@@ -169,6 +170,15 @@ async def test_a_body_that_is_not_json_is_400(offline: httpx.AsyncClient) -> Non
     )
 
     assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]
+
+
+async def test_json_nested_too_deeply_is_400_not_a_crash(
+    client: httpx.AsyncClient,
+) -> None:
+    deep = b"[" * 5000 + b"]" * 5000
+    reply = await client.post(URL, content=deep, headers={"content-type": _JSON})
+
+    assert reply.status_code == 400 and "nests too deeply" in reply.json()["error"]
 
 
 async def test_a_form_body_is_415(offline: httpx.AsyncClient) -> None:

@@ -24,6 +24,7 @@ from streams.rules.errors import (
 )
 from streams.rules.fields import PROVIDERS, Field, lookup_field
 from streams.rules.health_condition import compile_health
+from streams.rules.regex_guard import nested_repeat
 from streams.rules.time_condition import compile_time
 
 Test = Callable[[Context], bool]
@@ -152,11 +153,19 @@ class ConditionCompiler:
                 self.rule, where, f"must be a regular expression, got {value!r}."
             )
         try:
-            return re.compile(value)
+            compiled = re.compile(value)
         except re.error as exc:
             raise RuleValidationError(
                 self.rule, where, f"is not a valid regular expression {value!r}: {exc}."
             ) from exc
+        if nested_repeat(value):
+            raise RuleValidationError(
+                self.rule, where,
+                f"{value!r} repeats a group that itself repeats or has alternatives, "
+                "which can take exponential time to match; write it without the "
+                "nesting (e.g. 'a+' instead of '(a+)+').",
+            )
+        return compiled
 
     def _number(self, value: object, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):

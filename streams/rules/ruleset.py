@@ -131,17 +131,22 @@ def _read(source: str | Path) -> Any:
         and "\n" not in source
         and (source.endswith((".yaml", ".yml", ".json")))
     )
-    text = (
-        Path(source).read_text()
-        if isinstance(source, Path) or looks_like_path
-        else source
-    )
+    try:
+        text = (
+            Path(source).read_text(encoding="utf-8")
+            if isinstance(source, Path) or looks_like_path
+            else source
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleValidationError(None, "file", f"cannot be read: {exc}") from exc
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RuleValidationError(
             None, "file", f"is not valid YAML or JSON: {exc}"
         ) from exc
+    except RecursionError as exc:
+        raise RuleValidationError(None, "file", "nests too deeply.") from exc
 
 
 def parse_version(value: object) -> int:
