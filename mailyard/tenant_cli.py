@@ -101,7 +101,10 @@ def _webhook_auth(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.webhook_auth import validate_config
 
     esps = esp_names() if args.esp == "all" else [args.esp]
-    config = None if args.config == "none-configured" else json.loads(args.config)
+    try:
+        config = None if args.config == "none-configured" else json.loads(args.config)
+    except ValueError as exc:
+        raise ValueError(f"the config argument is not JSON ({exc}).") from None
     checked = {
         esp: None if config is None else validate_config(esp, config) for esp in esps
     }

@@ -179,6 +179,8 @@ def revoke_key(
     directory: TenantDirectory, key_id: str
 ) -> tuple[list[TenantRecord], ApiKey]:
     old = _key(directory, key_id)
+    if old.revoked_at is not None:
+        raise TenantConflict(f"API key {key_id} was revoked already.")
     revoked = dataclasses.replace(old, revoked_at=time.time())
     return [key_record(revoked)], revoked
 

@@ -213,6 +213,16 @@ def test_a_rotated_key_works_until_the_overlap_ends_and_the_new_one_after(
     assert (new.subaccount, new.scopes, new.name) == ("acme", old.scopes, "billing")
 
 
+def test_a_revoked_key_cannot_be_revoked_again(directory: TenantDirectory) -> None:
+    key, _text = add_key(directory)
+    apply(directory, tenant_ops.revoke_key(directory, key.key_id)[0])
+    first = directory.keys[key.key_id].revoked_at
+
+    with pytest.raises(tenant_ops.TenantConflict, match="revoked already"):
+        tenant_ops.revoke_key(directory, key.key_id)
+    assert directory.keys[key.key_id].revoked_at == first
+
+
 def test_a_revoked_key_cannot_be_rotated(directory: TenantDirectory) -> None:
     key, _text = add_key(directory)
     apply(directory, tenant_ops.revoke_key(directory, key.key_id)[0])
