@@ -215,3 +215,14 @@ def _form_field(part: Message) -> tuple[str, str] | None:
         return name, payload.decode(charset, "replace")
     except LookupError:
         return name, payload.decode("utf-8", "replace")
+
+
+def event_records(esp: str, body: bytes) -> list[Record]:
+    """A JSON body that is one event object or an array of them, as records."""
+    payload = load_json(esp, body)
+    if isinstance(payload, dict):
+        return [Record(esp, payload, "the body")]
+    if not isinstance(payload, list):
+        detail = f"body must be a JSON object or array, not {type_name(payload)}."
+        raise WebhookError(esp, detail)
+    return [Record(esp, item, f"event {n}") for n, item in enumerate(payload)]

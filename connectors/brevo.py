@@ -22,7 +22,7 @@ from connectors.base import (
     pick_enhanced_status,
     pick_smtp_code,
 )
-from connectors.bodies import Record, load_json, type_name
+from connectors.bodies import Record, event_records, load_json
 from mailyard.errors import WebhookError
 from mailyard.model import EmailEvent
 
@@ -60,13 +60,7 @@ CUSTOM_TEXT_KEY = "x-mailin-custom"
 
 def parse(body: bytes, content_type: str) -> list[EmailEvent]:
     """Events of one Brevo POST, in body order."""
-    payload = load_json(NAME, body)
-    if isinstance(payload, dict):
-        return [_event(Record(NAME, payload, "the body"))]
-    if not isinstance(payload, list):
-        detail = f"body must be a JSON object or array, not {type_name(payload)}."
-        raise WebhookError(NAME, detail)
-    return [_event(Record(NAME, item, f"event {n}")) for n, item in enumerate(payload)]
+    return [_event(rec) for rec in event_records(NAME, body)]
 
 
 def _event(rec: Record) -> EmailEvent:

@@ -294,12 +294,10 @@ def create_gateway(
             k.lower(): v for k, v in list(request.headers.items())[:_KEPT_HEADERS]
         }
         signed = WebhookRequest(esp, str(request.url), headers, body, content_type)
+        config = directory.webhook_auth(esp, subaccount)
         try:
             verdict = await asyncio.to_thread(
-                verify_webhook,
-                signed,
-                directory.webhook_auth(esp, subaccount),
-                certificates=certs,
+                verify_webhook, signed, config, certificates=certs
             )
         except WebhookAuthError as exc:
             refusals[(esp, exc.reason)] += 1
@@ -340,8 +338,7 @@ def create_gateway(
         if verdict.confirm_url is not None:
             await confirm_subscription(verdict.confirm_url)
         reply: dict[str, Any] = {"accepted": True, "request_id": request_id}
-        config = directory.webhook_auth(esp, subaccount) or {}
-        if "validation_key" in config:
+        if config and "validation_key" in config:
             reply["validation_key"] = config["validation_key"]
         return JSONResponse(reply)
 

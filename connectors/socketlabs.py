@@ -36,12 +36,10 @@ from connectors.base import (
 )
 from connectors.bodies import (
     Record,
-    load_json,
+    event_records,
     media_type,
     parse_urlencoded,
-    type_name,
 )
-from mailyard.errors import WebhookError
 from mailyard.model import EmailEvent
 
 NAME = "socketlabs"
@@ -89,13 +87,7 @@ def parse(body: bytes, content_type: str) -> list[EmailEvent]:
         flat = {key: values[0] for key, values in fields.items()}
         return [_event(Record(NAME, flat, "the form"))]
 
-    payload = load_json(NAME, body)
-    if isinstance(payload, dict):
-        return [_event(Record(NAME, payload, "the body"))]
-    if not isinstance(payload, list):
-        detail = f"body must be a JSON object or array, not {type_name(payload)}."
-        raise WebhookError(NAME, detail)
-    return [_event(Record(NAME, item, f"event {n}")) for n, item in enumerate(payload)]
+    return [_event(rec) for rec in event_records(NAME, body)]
 
 
 def _event(rec: Record) -> EmailEvent:
