@@ -73,6 +73,10 @@ TENANTS = TopicSpec(
     "mailyard.tenants", 1, None, compacted=True,
     doc="Subaccounts, API keys (hashed) and installation settings (mailyard.tenancy).",
 )
+LEDGER_CHANGELOG = TopicSpec(
+    "mailyard.ledger.changelog", EVENTS.partitions, None, compacted=True,
+    doc="The ledger's counts and seen marks; partition n backs events partition n.",
+)
 # Delayed retries: a record waits in the tier whose delay covers its backoff;
 # every record in a tier waits the same time, so due times stay in order.
 RETRY_TIERS_S: tuple[int, ...] = (10, 60, 600, 3600)
@@ -82,7 +86,7 @@ RETRIES: tuple[TopicSpec, ...] = tuple(
 )
 
 CATALOG: tuple[TopicSpec, ...] = (
-    RAW_WEBHOOKS, EVENTS, DEAD_LETTERS,
+    RAW_WEBHOOKS, EVENTS, DEAD_LETTERS, LEDGER_CHANGELOG,
     SUBMITTED, REROUTE, DECISIONS, DISPATCH, RULES, SUPPRESSIONS, TENANTS, *RETRIES,
 )
 

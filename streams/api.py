@@ -1,7 +1,7 @@
 """REST over the worker's state: live counts, health and readiness.
 
-The API runs inside the worker process (Faust starts it after table
-recovery), because the counts live in the worker's table. With several
+The API runs inside the worker process, because the counts live in the
+worker's ledger table. With several
 workers each one answers for the partitions it holds.
 """
 
@@ -36,7 +36,9 @@ def _minute(ts: datetime | None) -> int | None:
 
 class Readiness(BaseModel):
     ready: bool
-    rebalancing: bool = Field(description="Faust is reassigning partitions.")
+    rebalancing: bool = Field(description="A stage is being assigned partitions.")
+    stages: dict[str, list[str]] = Field(
+        description="Each stage's partitions, as topic[partition].")
     tenants: bool = Field(description="`mailyard.tenants` was read to its end.")
 
 
@@ -68,17 +70,21 @@ def create_api(worker: Worker) -> FastAPI:
         return {"status": "ok"}
 
     @api.get(
-        "/readyz", summary="Readiness: Faust runs, not rebalancing, tenants read",
+        "/readyz", summary="Readiness: stages hold their partitions, tenants read",
         responses={200: {"model": Readiness, "description": "Ready."},
                    503: {"model": Readiness, "description": "Not ready."}},
         openapi_extra=_NO_KEY,
     )
     async def readyz() -> JSONResponse:
-        app = worker.app
         tenants_read = worker.tenants_ready.is_set()
-        ready = bool(app.started) and not app.rebalancing and tenants_read
-        body = {"ready": ready, "rebalancing": bool(app.rebalancing),
-                "tenants": tenants_read}
+        rebalancing = any(stage.rebalancing for stage in worker.stages)
+        ready = bool(worker.app.started) and worker.stages_ready and tenants_read
+        stages = {
+            stage.name: [f"{tp.topic}[{tp.partition}]" for tp in sorted(stage.assignment)]
+            for stage in worker.stages
+        }
+        body = {"ready": ready, "rebalancing": rebalancing, "tenants": tenants_read,
+                "stages": stages}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @api.get(

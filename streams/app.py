@@ -1,15 +1,17 @@
-"""The stream worker: a Faust app with two agents and a REST API.
+"""The stream worker: a Faust app running the stages, and a REST API.
 
 * ``normalize`` reads raw webhooks, turns each into normalized events on
   ``mailyard.events`` (keyed by event id) or into a dead letter, in
-  batches, and acknowledges its inputs only after the broker confirmed the
+  batches, and commits its inputs only after the broker confirmed the
   outputs.
 * ``ledger`` reads the events, deduplicates them by event id, keeps live
-  counts in one-minute buckets and in total (``streams.ledger``), and
-  archives each first sighting to Parquet (``sinks.parquet_archive``).
+  counts in one-minute buckets and in total (``streams.ledger``) in a table
+  backed by ``mailyard.ledger.changelog`` (``streams.table``), and archives
+  each first sighting to Parquet (``sinks.parquet_archive``).
 
-Processing is at-least-once; the ledger's offset stamps and seen marks
-make the counts exact across worker crashes.
+Each stage is a consumer-group loop of its own (``streams.stage`` says why
+these are not Faust agents). Processing is at-least-once; the ledger's
+offset stamps and seen marks make the counts exact across worker crashes.
 """
 
 from __future__ import annotations
@@ -18,24 +20,25 @@ import asyncio
 import dataclasses
 import json
 import logging
-import weakref
-from datetime import datetime, timezone
 from typing import Any
 
 import faust
-from faust.streams import _current_event  # set per event when writing a batch
+from aiokafka import TopicPartition
 
 from mailyard.broadcast import Broadcast
-from mailyard.codec import codec
 from mailyard.settings import Settings
 from mailyard.tenancy import TenantDirectory, bootstrap_admin_key
-from mailyard.topics import DEAD_LETTERS, EVENTS, RAW_WEBHOOKS, SUPPRESSIONS, TENANTS
+from mailyard.topics import (
+    DEAD_LETTERS, EVENTS, LEDGER_CHANGELOG, RAW_WEBHOOKS, SUPPRESSIONS, TENANTS,
+)
 from sinks.parquet_archive import Located, ParquetArchive
 from streams.ledger import Ledger
 from streams.normalize import decode_event, transform
 from streams.producer import BatchProducer, Record
 from streams.relay import Relay, suppression_entry
+from streams.stage import Records, Stage, dead_letter
 from streams.state import suppression_key
+from streams.table import ChangelogTable
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class Stats:
 
 
 class Worker:
-    """Owns the Faust app, its agents, the ledger table and the archive."""
+    """Owns the Faust app, its stages, the ledger table and the archive."""
 
     def __init__(
         self,
@@ -75,24 +78,28 @@ class Worker:
             web_enabled=web_enabled,
             web_bind=settings.gateway_host,
             web_port=settings.api_port,
-            topic_allow_declare=True,  # Faust creates its changelog topics
-            topic_partitions=EVENTS.partitions,
-            consumer_auto_offset_reset="earliest",
+            topic_allow_declare=True,  # Faust declares its own leader topic
+            producer_acks=-1,
+            # Faust's own (idle) consumer group: a worker restarted after a
+            # crash must not wait a minute for its dead predecessor's session.
             broker_session_timeout=10,
             broker_heartbeat_interval=1,
-            producer_acks=-1,
-            stream_buffer_maxsize=20000,
-        )
-        self.raw_topic = self._topic(RAW_WEBHOOKS.name, partitions=RAW_WEBHOOKS.partitions)
-        self.events_topic = self._topic(EVENTS.name, partitions=EVENTS.partitions)
-        self.table = self.app.Table(
-            "ledger", default=None, partitions=EVENTS.partitions
         )
         self._producer: BatchProducer | None = None
-        if "normalize" in settings.worker_stages:
-            self.app.agent(self.raw_topic, name="normalize")(self._normalize_agent)
-        if "ledger" in settings.worker_stages:
-            self.app.agent(self.events_topic, name="ledger")(self._ledger_agent)
+        self.table = ChangelogTable(settings.bootstrap, LEDGER_CHANGELOG.name, self.producer)
+        self.stages: list[Stage] = []
+        stages = settings.worker_stages
+        if "normalize" in stages:
+            self.add_stage(Stage(
+                "normalize", settings.bootstrap, [RAW_WEBHOOKS.name],
+                f"{app_id}.normalize", self._normalize, batch_size=NORMALIZE_BATCH,
+            ))
+        if "ledger" in stages:
+            self.add_stage(Stage(
+                "ledger", settings.bootstrap, [EVENTS.name], f"{app_id}.ledger",
+                self._apply_ledger_batch, batch_size=LEDGER_BATCH, poll_ms=500,
+                on_assigned=self._ledger_assigned, on_revoked=self._ledger_revoked,
+            ))
         # Subaccounts and keys, read whole by every worker, for its API.
         self.tenants = TenantDirectory(
             bootstrap_admin_key(settings.admin_key, settings.data_dir)
@@ -102,9 +109,31 @@ class Worker:
         )
         self.app.task(self._start_tenants)
         self.relay: Relay | None = None
-        if {"route", "dispatch"} & set(settings.worker_stages):
-            self.relay = Relay(self.app, settings, self.producer, self._topics,
+        if {"route", "dispatch"} & set(stages):
+            self.relay = Relay(self, settings, self.producer,
                                tenants=self.tenants, tenants_ready=self.tenants_ready)
+        self.app.task(self._start_stages)
+        self.app.on_before_shutdown.connect(self._stop_stages)
+
+    def add_stage(self, stage: Stage) -> None:
+        self.stages.append(stage)
+
+    @property
+    def app_id(self) -> str:
+        return str(self.app.conf.id)
+
+    async def _start_stages(self) -> None:
+        for stage in self.stages:
+            stage.start()
+
+    async def _stop_stages(self, *_: Any, **__: Any) -> None:
+        # Leave the groups cleanly, so a restarted worker gets the
+        # partitions at once instead of after the session timeout.
+        await asyncio.gather(*(stage.stop() for stage in self.stages))
+
+    @property
+    def stages_ready(self) -> bool:
+        return all(stage.ready for stage in self.stages)
 
     async def _start_tenants(self) -> None:
         self._tenant_reader.start()
@@ -118,69 +147,57 @@ class Worker:
             [(TENANTS.name, key, value) for key, value in records]  # type: ignore[misc]
         )
 
-    def _topics(self, *names: str) -> faust.TopicT:
-        return self._topic(*names, partitions=EVENTS.partitions)
-
-    def _topic(self, *names: str, partitions: int) -> faust.TopicT:
-        return self.app.topic(
-            *names,
-            partitions=partitions,
-            key_serializer="raw",
-            value_serializer="raw",
-            allow_empty=True,
-        )
-
     @property
     def producer(self) -> BatchProducer:
         if self._producer is None:
             self._producer = BatchProducer(self.settings.bootstrap)
         return self._producer
 
-    async def _normalize_agent(self, stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(NORMALIZE_BATCH, within=0.2):
-            records: list[Record] = []
-            for event in batch:
-                msg = event.message
-                out = transform(msg.value, msg.topic, msg.partition, msg.offset)
-                if out.dead_letter is not None:
-                    records.append((DEAD_LETTERS.name, None, out.dead_letter))
-                    self.stats.dead_letters += 1
-                    log.warning(
-                        "dead-lettered %s[%s]@%s: %s",
-                        msg.topic, msg.partition, msg.offset, out.error,
-                    )
-                records.extend((EVENTS.name, k, v) for k, v in out.events)
-                self.stats.events_out += len(out.events)
-            await self.producer.send_all(records)
-            self.stats.raw_records += len(batch)
+    async def _normalize(self, batch: Records) -> None:
+        records: list[Record] = []
+        for msg in batch:
+            out = transform(msg.value, msg.topic, msg.partition, msg.offset)
+            if out.dead_letter is not None:
+                records.append((DEAD_LETTERS.name, None, out.dead_letter))
+                self.stats.dead_letters += 1
+                log.warning(
+                    "dead-lettered %s[%s]@%s: %s",
+                    msg.topic, msg.partition, msg.offset, out.error,
+                )
+            records.extend((EVENTS.name, k, v) for k, v in out.events)
+            self.stats.events_out += len(out.events)
+        await self.producer.send_all(records)
+        self.stats.raw_records += len(batch)
 
-    async def _ledger_agent(self, stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(LEDGER_BATCH, within=1.0):
-            await self._apply_ledger_batch(batch)
+    async def _ledger_assigned(self, tps: set[TopicPartition]) -> None:
+        await self.table.restore({tp.partition for tp in tps})
 
-    async def _apply_ledger_batch(self, batch: list[Any]) -> None:
+    async def _ledger_revoked(self, tps: set[TopicPartition]) -> None:
+        self.table.drop({tp.partition for tp in tps})
+
+    async def _apply_ledger_batch(self, batch: Records) -> None:
         by_partition: dict[int, list[Any]] = {}
-        for event in batch:
-            by_partition.setdefault(event.message.partition, []).append(event)
+        for msg in batch:
+            by_partition.setdefault(msg.partition, []).append(msg)
 
         located: list[Located] = []
-        writes: list[tuple[Any, dict[str, Any]]] = []
-        for partition, events in by_partition.items():
+        writes: dict[int, dict[str, Any]] = {}
+        for partition, msgs in by_partition.items():
             pending: dict[str, Any] = {}
-            ledger = Ledger(_Overlay(self.table, pending), pending.__setitem__)
-            for ev in events:
-                msg = ev.message
+            ledger = Ledger(_Overlay(self.table.partition(partition), pending),
+                            pending.__setitem__)
+            for msg in msgs:
                 try:
                     email = decode_event(msg.value)
                 except Exception as exc:
                     await self._dead_letter_event(msg, exc)
                     continue
-                if ledger.apply(email, partition, msg.offset, int(msg.timestamp * 1000)):
+                if ledger.apply(email, partition, msg.offset, msg.timestamp):
                     located.append((partition, msg.offset, email))
                     self.stats.events_counted += 1
                 else:
                     self.stats.duplicates += 1
-            writes.append((events[-1], pending))
+            writes[partition] = pending
 
         # Archive first: a crash before the table writes below re-delivers
         # the batch, and the ledger then counts it (once) and archives again.
@@ -189,13 +206,7 @@ class Worker:
                 None, self.archive.write_batch, located
             )
             await self._feed_suppressions(located)
-        for anchor, pending in writes:
-            # Table writes go to the changelog partition of the "current
-            # event"; a batch mixes partitions, so point it at one of this
-            # partition's events before writing that partition's keys.
-            _current_event.set(weakref.ref(anchor))
-            for key, value in pending.items():
-                self.table[key] = value
+        await self.table.write(writes)
 
     async def _feed_suppressions(self, located: list[Located]) -> None:
         """Hard bounces, complaints and unsubscribes join the suppression list."""
@@ -209,22 +220,7 @@ class Worker:
             await self.producer.send_all(records)
 
     async def _dead_letter_event(self, msg: Any, exc: Exception) -> None:
-        record = {
-            "stage": "ledger",
-            "error": f"cannot decode event record: {exc}",
-            "error_type": type(exc).__name__,
-            "esp": None,
-            "subaccount": None,
-            "source_topic": msg.topic,
-            "source_partition": msg.partition,
-            "source_offset": msg.offset,
-            "failed_at": datetime.now(timezone.utc),
-            "value": msg.value or b"",
-        }
-        value = codec("dead_letter").encode(record)
-        log.warning("dead-lettered event record %s[%s]@%s: %s",
-                    msg.topic, msg.partition, msg.offset, exc)
-        await self.producer.send_all([(DEAD_LETTERS.name, None, value)])
+        await self.producer.send_all([dead_letter("ledger", msg, exc, "event record")])
         self.stats.dead_letters += 1
 
 

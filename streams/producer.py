@@ -16,7 +16,8 @@ from confluent_kafka import KafkaError, Producer
 
 log = logging.getLogger(__name__)
 
-Record = tuple[str, bytes | None, bytes]  # (topic, key, value)
+# (topic, key, value), or with a fourth item: the partition to write to.
+Record = tuple[str, bytes | None, bytes] | tuple[str, bytes | None, bytes, int]
 
 
 def producer_config(bootstrap: str) -> dict[str, object]:
@@ -65,11 +66,12 @@ class BatchProducer:
                 failed.append(rec)
 
         for rec in records:
-            topic, key, value = rec
+            topic, key, value = rec[0], rec[1], rec[2]
+            partition = rec[3] if len(rec) > 3 else -1  # type: ignore[misc]
             while True:
                 try:
                     self._producer.produce(
-                        topic, value, key,
+                        topic, value, key, partition,
                         on_delivery=lambda e, m, r=rec: on_delivery(e, m, r),
                     )
                     break

@@ -1,4 +1,4 @@
-"""The Rule Engine and relay stages of the worker, attached to its Faust app.
+"""The Rule Engine and relay stages of the worker (``streams.stage``).
 
 * ``route``: submitted messages (and retries that fell due) are decided
   per recipient by the Rule Engine; decisions go to ``mailyard.decisions``
@@ -23,8 +23,6 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-import faust
-
 from mailyard.codec import codec
 from mailyard.settings import Settings
 from mailyard.tenancy import TenantDirectory
@@ -36,6 +34,7 @@ from mailyard.broadcast import Broadcast
 from streams.dispatcher import Dispatcher
 from streams.producer import BatchProducer, Record
 from streams.retry import RetryForwarder
+from streams.stage import Records, Stage, dead_letter
 from streams.router import Router
 from streams.rules import (
     Decision, Engine, EngineBook, RuleSet, RuleValidationError, SubaccountRules,
@@ -54,14 +53,14 @@ MESSAGE_INDEX_HOURS = 24
 
 
 class Relay:
-    """Owns the relay's state and registers its agents on ``app``."""
+    """Owns the relay's state and adds its stages to ``worker``."""
 
     def __init__(
-        self, app: faust.App, settings: Settings, producer: BatchProducer,
-        topic: Any, *, tenants: TenantDirectory | None = None,
+        self, worker: Any, settings: Settings, producer: BatchProducer,
+        *, tenants: TenantDirectory | None = None,
         tenants_ready: asyncio.Event | None = None,
     ) -> None:
-        self.app = app
+        app_id = worker.app_id
         self.settings = settings
         self.producer = producer
         # None: every subaccount is unknown, so the installation's rules decide.
@@ -86,15 +85,22 @@ class Relay:
         self._readers = self._make_readers()
         self._retry = RetryForwarder(
             settings.bootstrap, [t.name for t in RETRIES], producer,
-            f"{app.conf.id}-retry",
+            f"{app_id}-retry",
         )
-        app.task(self._start)
+        worker.app.task(self._start)
         stages = settings.worker_stages
         if "route" in stages:
-            inbound = topic(SUBMITTED.name, REROUTE.name)
-            app.agent(inbound, name="route")(self._route_agent)
+            worker.add_stage(Stage(
+                "route", settings.bootstrap, [SUBMITTED.name, REROUTE.name],
+                f"{app_id}.route", self._route, batch_size=500, poll_ms=100,
+                before_first_poll=self.ready,
+            ))
         if "dispatch" in stages:
-            app.agent(topic(DISPATCH.name), name="dispatch")(self._dispatch_agent)
+            worker.add_stage(Stage(
+                "dispatch", settings.bootstrap, [DISPATCH.name],
+                f"{app_id}.dispatch", self._dispatch, batch_size=200, poll_ms=50,
+                before_first_poll=self.ready,
+            ))
 
     def _make_readers(self) -> list[Broadcast]:
         b = self.settings.bootstrap
@@ -211,36 +217,38 @@ class Relay:
         value = None if entry is None else json.dumps(entry).encode()
         await self.producer.send_all([(SUPPRESSIONS.name, key, value)])  # type: ignore[list-item]
 
-    async def _route_agent(self, stream: faust.StreamT) -> None:
-        await self.ready()
-        async for batch in stream.take_events(500, within=0.1):
-            records: list[Record] = []
-            for event in batch:
-                msg = event.message
-                if self.router is None:
-                    # Without rules nothing can be routed; say so per message.
-                    records.extend(no_rules(msg.value, msg.topic))
-                    self.stats["held"] += 1
-                    continue
+    async def _route(self, batch: Records) -> None:
+        records: list[Record] = []
+        for msg in batch:
+            if self.router is None:
+                # Without rules nothing can be routed; say so per message.
+                records.extend(no_rules(msg.value, msg.topic))
+                self.stats["held"] += 1
+                continue
+            try:
                 if msg.topic == REROUTE.name:
                     routed = self.router.reroute(_DISPATCH.decode(msg.value))
                 else:
                     routed = self.router.route(_SUBMITTED.decode(msg.value))
-                records.extend(routed.records)
-                self.stats["routed"] += routed.dispatched
-                self.stats["rejected"] += routed.rejected
-                self.stats["held"] += routed.held
-            await self.producer.send_all(records)
+            except Exception as exc:  # a bad record is parked, never a crash loop
+                records.append(dead_letter("route", msg, exc, "message record"))
+                continue
+            records.extend(routed.records)
+            self.stats["routed"] += routed.dispatched
+            self.stats["rejected"] += routed.rejected
+            self.stats["held"] += routed.held
+        await self.producer.send_all(records)
 
-    async def _dispatch_agent(self, stream: faust.StreamT) -> None:
-        await self.ready()
-        async for batch in stream.take_events(200, within=0.05):
-            results = await asyncio.gather(
-                *(self.dispatcher.dispatch(_DISPATCH.decode(e.message.value))
-                  for e in batch)
-            )
-            await self.producer.send_all([r for rs in results for r in rs])
-            self.stats["dispatched"] += len(batch)
+    async def _dispatch(self, batch: Records) -> None:
+        deliveries, records = [], []
+        for msg in batch:
+            try:
+                deliveries.append(_DISPATCH.decode(msg.value))
+            except Exception as exc:
+                records.append(dead_letter("dispatch", msg, exc, "dispatch record"))
+        results = await asyncio.gather(*(self.dispatcher.dispatch(d) for d in deliveries))
+        await self.producer.send_all([*records, *(r for rs in results for r in rs)])
+        self.stats["dispatched"] += len(batch)
 
 
 def no_rules(value: bytes, topic: str) -> list[Record]:

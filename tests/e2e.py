@@ -156,6 +156,12 @@ class Stack:
         assert wait_until(current, 15), f"rule set {version} never became current"
         return version
 
+    def stats(self) -> dict[str, object]:
+        """The worker's counters and each stage's partitions, for failure messages."""
+        stats = httpx.get(f"{self.api}/v1/stats", headers=self.admin_headers, timeout=10.0)
+        ready = httpx.get(f"{self.api}/readyz", timeout=10.0)
+        return {"stats": stats.json(), "readyz": ready.json()}
+
     def counts(self, **params: str) -> dict[str, object]:
         reply = httpx.get(
             f"{self.api}/v1/counts",

@@ -135,7 +135,9 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(stack: 
     assert before_kill < len(expected), "the worker finished before it could be killed"
 
     stack.start("worker")
-    assert wait_until(lambda: stack.counts(subaccount="e2e-crash")["total"] >= len(expected), 120)
+    assert wait_until(lambda: stack.counts(subaccount="e2e-crash")["total"] >= len(expected), 120), (
+        stack.counts(subaccount="e2e-crash")["total"], len(expected), stack.stats(),
+        stack.log_tail("worker"))
     time.sleep(3)
     assert stack.counts(subaccount="e2e-crash")["total"] == len(expected)
     assert set(_archived_ids(stack, "e2e-crash")) == expected
