@@ -86,7 +86,9 @@ class Worker:
             broker_heartbeat_interval=1,
         )
         self._producer: BatchProducer | None = None
-        self.table = ChangelogTable(settings.bootstrap, LEDGER_CHANGELOG.name, self.producer)
+        self.table = ChangelogTable(
+            settings.bootstrap, LEDGER_CHANGELOG.name, lambda: self.producer
+        )
         self.stages: list[Stage] = []
         stages = settings.worker_stages
         if "normalize" in stages:

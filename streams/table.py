@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,10 +25,12 @@ log = logging.getLogger(__name__)
 
 
 class ChangelogTable:
-    def __init__(self, bootstrap: str, changelog: str, producer: BatchProducer) -> None:
+    def __init__(
+        self, bootstrap: str, changelog: str, producer: Callable[[], BatchProducer]
+    ) -> None:
         self.bootstrap = bootstrap
         self.changelog = changelog
-        self.producer = producer
+        self._producer = producer  # made on first write, not at import
         self.partitions: dict[int, dict[str, Any]] = {}
 
     def partition(self, p: int) -> dict[str, Any]:
@@ -48,7 +50,7 @@ class ChangelogTable:
             for p, pending in writes.items() for key, value in pending.items()
         ]
         if records:
-            await self.producer.send_all(records)
+            await self._producer().send_all(records)
         for p, pending in writes.items():
             self.partitions.setdefault(p, {}).update(pending)
 

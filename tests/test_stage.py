@@ -162,14 +162,14 @@ async def test_the_changelog_table_comes_back_whole(
     changelog = fresh_topics(partitions=PARTITIONS, compacted=True)
     producer = BatchProducer(kafka_bootstrap)
     try:
-        table = ChangelogTable(kafka_bootstrap, changelog, producer)
+        table = ChangelogTable(kafka_bootstrap, changelog, lambda: producer)
         await table.restore({0, 1, 2, 3})
         assert len(table) == 0
         await table.write({p: {f"c|{p}|{i}": [i, i * 10] for i in range(500)}
                            for p in range(PARTITIONS)})
         await table.write({1: {"c|1|7": [70, 700], "s|event": 12}})
 
-        again = ChangelogTable(kafka_bootstrap, changelog, producer)
+        again = ChangelogTable(kafka_bootstrap, changelog, lambda: producer)
         await again.restore({1, 3})
         assert sorted(again.partitions) == [1, 3]
         assert again.partition(1)["c|1|7"] == [70, 700]
