@@ -82,6 +82,7 @@ class Stage:
         self._consumer: AIOKafkaConsumer | None = None
         self._done: dict[TopicPartition, int] = {}  # handled, not yet committed
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._logged_at = 0.0
         self._logged_records = 0
 
@@ -94,18 +95,29 @@ class Stage:
             self._run(), name=f"stage-{self.name}"
         )
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Let the batch in flight finish and commit, then leave the group."""
+        if self._task is None:
+            return
+        self._stopping = True  # no new batch starts from here on
+        try:
+            await asyncio.wait_for(self._lock.acquire(), grace_s)
+        except asyncio.TimeoutError:
+            log.warning("stage %s: batch still running after %.0fs; stopping anyway "
+                        "(it is read again on restart)", self.name, grace_s)
+        else:
+            self._lock.release()
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):  # noqa: S110 - logged by _run
+            pass
+        self._task = None
 
     async def _run(self) -> None:
         if self.before_first_poll is not None:
             await self.before_first_poll()
-        while True:
+        while not self._stopping:
             try:
                 await self._consume()
             except asyncio.CancelledError:
@@ -141,6 +153,8 @@ class Stage:
                 if not polled:
                     continue
                 async with self._lock:
+                    if self._stopping:
+                        return  # not handled, not committed: read again later
                     await self._handle(consumer, polled, generation)
         finally:
             self._consumer = None

@@ -179,3 +179,28 @@ async def test_the_changelog_table_comes_back_whole(
         assert sorted(again.partitions) == [1]
     finally:
         producer.close()
+
+
+async def test_stopping_lets_the_batch_in_flight_finish_and_commit(
+    kafka_bootstrap: str, fresh_topics: TopicFactory,
+) -> None:
+    topic = fresh_topics(partitions=PARTITIONS)
+    _produce(kafka_bootstrap, topic, 100)
+    started, finished = asyncio.Event(), []
+
+    async def slow(batch: Records) -> None:
+        started.set()
+        await asyncio.sleep(1.0)
+        finished.extend((r.partition, r.offset) for r in batch)
+
+    group = f"stage-{uuid.uuid4().hex[:6]}"
+    stage = Stage("t", kafka_bootstrap, [topic], group, slow, batch_size=1000)
+    stage.start()
+    await asyncio.wait_for(started.wait(), 60)
+    await stage.stop()
+    assert finished, "stop() cancelled the batch in flight"
+    committed = _committed(kafka_bootstrap, group, topic)
+    for p in range(PARTITIONS):
+        handled = [o for q, o in finished if q == p]
+        if handled:
+            assert committed[p] == max(handled) + 1
