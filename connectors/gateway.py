@@ -48,6 +48,7 @@ from connectors.gateway_docs import (
 )
 from connectors.registry import esp_names
 from connectors.submit_api import submission_router
+from connectors.webhook_auth.tokens import TokenCache
 from connectors.webhook_auth import (
     CertificateStore,
     WebhookAuthError,
@@ -184,6 +185,7 @@ def create_gateway(
         )
     directory = tenants
     certs = certificates or CertificateStore()
+    tokens = TokenCache()  # Mailgun tokens this gateway has seen
     confirm_subscription = confirm or _confirm_subscription
     refusals: Counter[tuple[str, str]] = Counter()
 
@@ -297,7 +299,7 @@ def create_gateway(
         config = directory.webhook_auth(esp, subaccount)
         try:
             verdict = await asyncio.to_thread(
-                verify_webhook, signed, config, certificates=certs
+                verify_webhook, signed, config, certificates=certs, tokens=tokens
             )
         except WebhookAuthError as exc:
             refusals[(esp, exc.reason)] += 1

@@ -18,6 +18,7 @@ offers AUTH in the clear and binds 127.0.0.1 only, whatever
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, AnyStr
 
@@ -84,7 +85,17 @@ class SubmissionHandler:
                 handled=False,
                 message=f"535 5.7.8 API key {key.key_id} lacks the send scope.",
             )
-        return AuthResult(success=True, auth_data=key)
+        # The key text stays with the session, so every message checks it
+        # again: a key revoked or expired mid-session stops sending at once.
+        return AuthResult(success=True, auth_data=_SessionKey(key, auth_data.password))
+
+    def current_key(self, session: Session) -> ApiKey:
+        """The session's key as the directory knows it now (AccessError if unusable)."""
+        held: _SessionKey = session.auth_data
+        key = self._tenants.authenticate(held.text.decode("utf-8", "replace"))
+        if not (key.is_admin or "send" in key.scopes):
+            raise AccessError(403, f"API key {key.key_id} lacks the send scope.")
+        return key
 
     async def handle_MAIL(
         self,
@@ -129,7 +140,12 @@ class SubmissionHandler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         content = envelope.original_content or b""
-        key: ApiKey = session.auth_data
+        try:
+            key = self.current_key(session)
+        except AccessError as exc:
+            log.warning("refused SMTP submission: %s", exc.detail,
+                        extra={"peer": session.peer})
+            return _reply("535 5.7.8", f"Not sent: {exc.detail}")
         wait = self._tenants.throttle(key)
         if wait > 0:
             return _reply(
@@ -159,6 +175,12 @@ class SubmissionHandler:
         message_id = record["message_id"]
         log.info("accepted SMTP submission", extra={"message_id": message_id})
         return f"250 2.0.0 Queued as {message_id}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SessionKey:
+    key: ApiKey
+    text: bytes = dataclasses.field(repr=False)
 
 
 def _refusal(exc: Exception) -> str:

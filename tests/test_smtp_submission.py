@@ -8,6 +8,8 @@ password, as applications do.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -58,6 +60,9 @@ def big_message() -> EmailMessage:
     return message
 
 
+_revocable, REVOCABLE_SEND = new_key("acme", ["send"])
+
+
 def serve(bootstrap: str, timeout_s: float = 10.0) -> Iterator[SmtpSubmission]:
     settings = Settings(
         bootstrap=bootstrap,
@@ -66,7 +71,10 @@ def serve(bootstrap: str, timeout_s: float = 10.0) -> Iterator[SmtpSubmission]:
         produce_timeout_s=timeout_s,
     )
     producer = RawProducer(settings.bootstrap, settings.produce_timeout_s)
-    server = start_smtp_submission(settings, producer, directory())
+    tenants = directory()
+    tenants.apply(f"key/{_revocable.key_id}", _revocable.to_json())
+    server = start_smtp_submission(settings, producer, tenants)
+    server.tenants = tenants  # type: ignore[attr-defined]  # for the revocation test
     yield server
     server.stop()
     producer.close()
@@ -238,3 +246,19 @@ async def test_a_subaccount_key_sends_for_its_own_subaccount_only(
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
         await send(server, compose(X_Mailyard_Subaccount="globex"), password=ACME_SEND)
     assert refused.value.code == 550 and "globex" in refused.value.message
+
+
+async def test_a_key_revoked_mid_session_stops_sending_at_the_next_message(
+    server: SmtpSubmission, kafka_bootstrap: str
+) -> None:
+    tenants: TenantDirectory = server.tenants  # type: ignore[attr-defined]
+    async with aiosmtplib.SMTP(hostname=server.host, port=server.port) as client:
+        await client.login("app", REVOCABLE_SEND)
+        _errors, reply = await client.send_message(compose())
+        assert reply.startswith("2.0.0 Queued as ")
+
+        revoked = dataclasses.replace(_revocable, revoked_at=time.time() - 1)
+        tenants.apply(f"key/{revoked.key_id}", revoked.to_json())
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await client.send_message(compose())
+    assert refused.value.code == 535 and "revoked" in refused.value.message.lower()

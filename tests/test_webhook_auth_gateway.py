@@ -229,6 +229,25 @@ def test_a_mailgun_webhook_with_one_signed_byte_changed_is_refused_and_not_kept(
     assert gateway.kept(mark) == []
 
 
+def test_a_mailgun_signature_reused_on_another_body_is_refused_but_a_retry_is_kept(
+    gateway: Gateway,
+) -> None:
+    headers, body = signed_mailgun(gateway.mailgun, mailgun_event(gateway.tag))
+    payload = json.loads(body)
+    mark = gateway.watch.mark()
+    assert gateway.post("mailgun", gateway.main, body, headers).status_code == 200
+    # Mailgun retries with the very same body: kept again (the ledger dedups).
+    assert gateway.post("mailgun", gateway.main, body, headers).status_code == 200
+
+    payload["event-data"]["recipient"] = "forged@example.com"
+    forged = json.dumps(payload).encode()
+    reply = gateway.post("mailgun", gateway.main, forged, headers)
+
+    assert reply.status_code == 401
+    assert reply.json()["reason"] == "replayed"
+    assert [k["body"] for k in gateway.kept(mark)] == [body, body]
+
+
 @pytest.mark.parametrize(
     ("signer", "age_s", "reason"),
     [("wrong", 0, "bad_signature"), ("mailgun", 3600, "stale_timestamp")],

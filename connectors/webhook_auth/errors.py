@@ -23,7 +23,8 @@ the setting is corrected. 403 is kept for SNS requests that are not ours
 to accept even when genuine (another topic) or that no real SNS message
 carries (a certificate on a foreign host). 503 asks SNS to retry when the
 signing certificate could not be fetched, and 400 marks a body that is
-not the format the ESP sends.
+not the format the ESP sends. A Mailgun token reused with another body
+(``replayed``) is a forgery, never a retry: 401.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ Reason = Literal[
     "bad_certificate_url",
     "certificate_unavailable",
     "malformed",
+    "replayed",
 ]
 
 STATUS: dict[Reason, int] = {
@@ -55,6 +57,7 @@ STATUS: dict[Reason, int] = {
     "bad_certificate_url": 403,
     "certificate_unavailable": 503,
     "malformed": 400,
+    "replayed": 401,
 }
 
 

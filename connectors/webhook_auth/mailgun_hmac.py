@@ -8,8 +8,8 @@ value *before* Mailgun's own, so the last value is the one to check
 (anymail#77). Subaccount events also carry ``parent-signature``, made
 with the parent account's key; either signature may match.
 
-The signing key is not the API key. Token replay is not tracked here:
-that needs state shared across gateway processes.
+The signing key is not the API key. Since the body is not signed, a
+token met again with another body is refused (``tokens.TokenCache``).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def verify(
     ]
     index = first_match(expected, offered)
     if index is not None:
+        _claim(request, token, float(stamp), context)
         return Verdict(identity=f"signing_keys[{index}]")
 
     detail = (
@@ -58,6 +59,18 @@ def verify(
         "use the HTTP webhook signing key from Mailgun's dashboard, not the API key."
     )
     raise WebhookAuthError(esp, "bad_signature", detail)
+
+
+def _claim(request: WebhookRequest, token: str, stamp: float, context: Context) -> None:
+    if context.tokens is None:
+        return
+    forget_at = stamp + context.max_age_s
+    if not context.tokens.claim(token, request.body, forget_at, context.now):
+        detail = (
+            "This signature's token was already used with a different body; "
+            "Mailgun never does that, so the body is not Mailgun's."
+        )
+        raise WebhookAuthError(request.esp, "replayed", detail)
 
 
 def _json_signature(request: WebhookRequest) -> dict[str, str]:

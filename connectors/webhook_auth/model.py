@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from connectors.webhook_auth.tokens import TokenCache
     from connectors.webhook_auth.certificates import CertificateStore
 
 
@@ -50,3 +51,4 @@ class Context:
     now: float
     max_age_s: float
     certificates: CertificateStore
+    tokens: TokenCache | None = None  # Mailgun tokens seen (a gateway passes one)

@@ -19,6 +19,7 @@ from connectors.webhook_auth.certificates import CertificateStore
 from connectors.webhook_auth.config import validate_config
 from connectors.webhook_auth.errors import WebhookAuthError, WebhookConfigError
 from connectors.webhook_auth.model import Context, Verdict, WebhookRequest
+from connectors.webhook_auth.tokens import TokenCache
 
 Verifier = Callable[[WebhookRequest, Mapping[str, Any], Context], Verdict]
 
@@ -54,6 +55,7 @@ def verify_webhook(
     *,
     now: float | None = None,
     certificates: CertificateStore | None = None,
+    tokens: TokenCache | None = None,
 ) -> Verdict:
     """Accept ``request`` as coming from its ESP, or raise :class:`WebhookAuthError`.
 
@@ -89,5 +91,6 @@ def verify_webhook(
         now=time.time() if now is None else now,
         max_age_s=settings["max_age_s"],
         certificates=certificates or default_certificates(),
+        tokens=tokens,
     )
     return verifier(request, settings, context)
