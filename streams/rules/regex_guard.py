@@ -6,7 +6,9 @@ everyone. Python's ``re`` backtracks and has no time limit, so a rule
 pattern may not repeat (``*``, ``+``, ``{m,}``) a group that is itself
 nothing but a repeat (``(a+)+``, ``(?:x*)*``) or that holds an optional
 alternative (``(a|aa)*``, which ``re`` reads as ``a(|a)``): the shapes that
-let one text match in exponentially many ways. Repeats separated by a
+let one text match in exponentially many ways, and a repeated group with
+two repeats and nothing required between them (``(x+x+)+``, also
+``(\\w+\\s*)+``, which is slow on long near-misses). Repeats separated by a
 fixed part, such as ``(?:[a-z0-9-]+\\.)*example\\.com``, stay allowed. This
 is a guard against the common shapes, not a proof of linear time.
 """
@@ -30,7 +32,8 @@ def _scan(items: list[Any]) -> bool:
         if op in _REPEATS:
             _low, high, body = arg
             body = _unwrap(list(body))
-            if high > 1 and (_is_repeat(body) or _has_optional_branch(body)):
+            if high > 1 and (_is_repeat(body) or _has_optional_branch(body)
+                             or _adjacent_repeats(body)):
                 return True
             if _scan(body):
                 return True
@@ -55,6 +58,23 @@ def _unwrap(items: list[Any]) -> list[Any]:
 
 def _is_repeat(items: list[Any]) -> bool:
     return len(items) == 1 and items[0][0] in _REPEATS and items[0][1][1] > 1
+
+
+def _adjacent_repeats(items: list[Any]) -> bool:
+    """Two unbounded repeats with nothing required between them (``x+x+``, ``a*b?a*``)."""
+    open_repeats = 0
+    for op, arg in items:
+        if op in _REPEATS:
+            low, high = arg[0], arg[1]
+            if high > 1:
+                open_repeats += 1
+                if open_repeats >= 2:
+                    return True
+                continue
+            if low == 0:
+                continue  # optional (``b?``): not a separator
+        open_repeats = 0
+    return False
 
 
 def _has_optional_branch(items: list[Any]) -> bool:
