@@ -67,7 +67,7 @@ class BatchProducer:
 
         for rec in records:
             topic, key, value = rec[0], rec[1], rec[2]
-            partition = rec[3] if len(rec) > 3 else -1  # type: ignore[misc]
+            partition = rec[3] if len(rec) > 3 else -1
             while True:
                 try:
                     self._producer.produce(

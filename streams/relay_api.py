@@ -8,7 +8,6 @@ for keys with ``rules:manage`` on that subaccount, and admin keys.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,7 +20,7 @@ from mailyard.tenancy import ApiKey, TenantDirectory
 from streams.recorded import recorded_messages
 from streams.relay import Relay
 from streams.rules import (
-    Message, RuleSet, RuleValidationError, StaticHealth, SubaccountRules, simulate,
+    Message, RuleSet, RuleValidationError, SubaccountRules, simulate,
     summarize,
 )
 

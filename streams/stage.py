@@ -38,7 +38,7 @@ from mailyard.topics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
-Records = list[ConsumerRecord]  # type: ignore[type-arg]
+Records = list[ConsumerRecord]
 Handler = Callable[[Records], Awaitable[None]]
 PROGRESS_EVERY_S = 10.0
 PartitionsHook = Callable[[set[TopicPartition]], Awaitable[None]]
@@ -251,7 +251,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.stage._assigned(set(assigned))
 
 
-def dead_letter(stage: str, msg: ConsumerRecord, exc: Exception, what: str) -> tuple[str, None, bytes]:  # type: ignore[type-arg]
+def dead_letter(
+    stage: str, msg: ConsumerRecord, exc: Exception, what: str
+) -> tuple[str, None, bytes]:
     """A dead-letter record for ``msg``, which ``stage`` could not read as ``what``."""
     log.warning("%s dead-lettered %s[%s]@%s: %s", stage, msg.topic, msg.partition,
                 msg.offset, exc)
