@@ -12,8 +12,10 @@ sees half a file.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -68,6 +70,20 @@ def _row(event: EmailEvent) -> dict[str, object]:
     return row
 
 
+_SAFE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def folder_name(esp: str) -> str:
+    """``esp`` as one safe path component; anything else becomes ``invalid-<hash>``.
+
+    The value comes from a record on Kafka, which anyone with write access
+    can fill: ``../`` or a NUL byte must not choose where files go.
+    """
+    if _SAFE.fullmatch(esp) and ".." not in esp:
+        return esp
+    return "invalid-" + hashlib.sha256(esp.encode("utf-8", "replace")).hexdigest()[:12]
+
+
 def _day(event: EmailEvent) -> str:
     ts = event.timestamp or datetime.now(timezone.utc)
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%d")
@@ -84,7 +100,7 @@ class ParquetArchive:
     def write_batch(self, batch: Iterable[Located]) -> list[Path]:
         groups: dict[tuple[str, str, int], list[Located]] = defaultdict(list)
         for partition, offset, event in batch:
-            groups[(_day(event), event.esp, partition)].append(
+            groups[(_day(event), folder_name(event.esp or ""), partition)].append(
                 (partition, offset, event)
             )
 

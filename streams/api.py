@@ -39,6 +39,8 @@ class Readiness(BaseModel):
     rebalancing: bool = Field(description="A stage is being assigned partitions.")
     stages: dict[str, list[str]] = Field(
         description="Each stage's partitions, as topic[partition].")
+    failing: list[str] = Field(
+        description="Stages whose last batch failed and is being read again.")
     tenants: bool = Field(description="`mailyard.tenants` was read to its end.")
 
 
@@ -70,7 +72,8 @@ def create_api(worker: Worker) -> FastAPI:
         return {"status": "ok"}
 
     @api.get(
-        "/readyz", summary="Readiness: stages hold their partitions, tenants read",
+        "/readyz", summary="Readiness: stages hold their partitions and are not "
+        "failing, tenants read",
         responses={200: {"model": Readiness, "description": "Ready."},
                    503: {"model": Readiness, "description": "Not ready."}},
         openapi_extra=_NO_KEY,
@@ -83,8 +86,9 @@ def create_api(worker: Worker) -> FastAPI:
             stage.name: [f"{tp.topic}[{tp.partition}]" for tp in sorted(stage.assignment)]
             for stage in worker.stages
         }
+        failing = [stage.name for stage in worker.stages if stage.failing]
         body = {"ready": ready, "rebalancing": rebalancing, "tenants": tenants_read,
-                "stages": stages}
+                "stages": stages, "failing": failing}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @api.get(

@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 import faust
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
 from mailyard.broadcast import Broadcast
 from mailyard.settings import Settings
@@ -36,7 +36,7 @@ from streams.ledger import Ledger
 from streams.normalize import decode_event, transform
 from streams.producer import BatchProducer, Record
 from streams.relay import Relay, suppression_entry
-from streams.stage import Records, Stage, dead_letter
+from streams.stage import ISOLATE_AFTER, Park, Records, Stage, dead_letter
 from streams.state import suppression_key
 from streams.table import ChangelogTable
 
@@ -95,12 +95,14 @@ class Worker:
             self.add_stage(Stage(
                 "normalize", settings.bootstrap, [RAW_WEBHOOKS.name],
                 f"{app_id}.normalize", self._normalize, batch_size=NORMALIZE_BATCH,
+                park=self.parker("normalize"),
             ))
         if "ledger" in stages:
             self.add_stage(Stage(
                 "ledger", settings.bootstrap, [EVENTS.name], f"{app_id}.ledger",
                 self._apply_ledger_batch, batch_size=LEDGER_BATCH, poll_ms=500,
                 on_assigned=self._ledger_assigned, on_revoked=self._ledger_revoked,
+                park=self.parker("ledger"),
             ))
         # Subaccounts and keys, read whole by every worker, for its API.
         self.tenants = TenantDirectory(
@@ -119,6 +121,19 @@ class Worker:
 
     def add_stage(self, stage: Stage) -> None:
         self.stages.append(stage)
+
+    def parker(self, stage: str) -> Park:
+        """Parks a record ``stage`` keeps failing on as a dead letter, with the error."""
+
+        async def park(msg: ConsumerRecord, exc: Exception) -> None:
+            await self.producer.send_all(
+                [dead_letter(stage, msg, exc, "record", error=(
+                    f"failed in {ISOLATE_AFTER} batches and again alone: "
+                    f"{type(exc).__name__}: {exc}"))]
+            )
+            self.stats.dead_letters += 1
+
+        return park
 
     @property
     def app_id(self) -> str:

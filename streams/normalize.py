@@ -73,7 +73,7 @@ def _dead(
         "source_partition": partition,
         "source_offset": offset,
         "failed_at": datetime.now(timezone.utc),
-        "value": value,
+        "value": value or b"",  # a null record (a tombstone) parks as empty bytes
     }
     return Output([], _DEAD.encode(record), error)
 

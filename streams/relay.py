@@ -93,13 +93,13 @@ class Relay:
             worker.add_stage(Stage(
                 "route", settings.bootstrap, [SUBMITTED.name, REROUTE.name],
                 f"{app_id}.route", self._route, batch_size=500, poll_ms=100,
-                before_first_poll=self.ready,
+                before_first_poll=self.ready, park=worker.parker("route"),
             ))
         if "dispatch" in stages:
             worker.add_stage(Stage(
                 "dispatch", settings.bootstrap, [DISPATCH.name],
                 f"{app_id}.dispatch", self._dispatch, batch_size=200, poll_ms=50,
-                before_first_poll=self.ready,
+                before_first_poll=self.ready, park=worker.parker("dispatch"),
             ))
 
     def _make_readers(self) -> list[Broadcast]:
@@ -220,12 +220,12 @@ class Relay:
     async def _route(self, batch: Records) -> None:
         records: list[Record] = []
         for msg in batch:
-            if self.router is None:
-                # Without rules nothing can be routed; say so per message.
-                records.extend(no_rules(msg.value, msg.topic))
-                self.stats["held"] += 1
-                continue
             try:
+                if self.router is None:
+                    # Without rules nothing can be routed; say so per message.
+                    records.extend(no_rules(msg.value, msg.topic))
+                    self.stats["held"] += 1
+                    continue
                 if msg.topic == REROUTE.name:
                     routed = self.router.reroute(_DISPATCH.decode(msg.value))
                 else:

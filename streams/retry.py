@@ -19,7 +19,8 @@ from aiokafka.structs import OffsetAndMetadata
 
 from mailyard.codec import codec
 from mailyard.topics import REROUTE
-from streams.producer import BatchProducer
+from streams.producer import BatchProducer, Record
+from streams.stage import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,15 @@ class RetryForwarder:
         tp: TopicPartition, records: list,  # type: ignore[type-arg]
     ) -> None:
         due_now = []
+        parked: list[Record] = []
+        handled = -1  # the offset up to which this batch was dealt with
         for rec in records:
-            record = _DISPATCH.decode(rec.value)
+            try:
+                record = _DISPATCH.decode(rec.value)
+            except Exception as exc:  # parked with its reason; the tier moves on
+                parked.append(dead_letter("retry", rec, exc, "dispatch record"))
+                handled = rec.offset
+                continue
             wait = (record["due_at"] - datetime.now(timezone.utc)).total_seconds()
             if wait > 0:
                 consumer.seek(tp, rec.offset)
@@ -83,12 +91,13 @@ class RetryForwarder:
                 loop.call_later(wait, consumer.resume, tp)
                 break
             due_now.append((rec, record))
-        if not due_now:
+            handled = rec.offset
+        if handled < 0:
             return
         await self.producer.send_all([
-            (REROUTE.name, r["message_id"].encode(), _DISPATCH.encode(r))
-            for _, r in due_now
+            *parked,
+            *((REROUTE.name, r["message_id"].encode(), _DISPATCH.encode(r))
+              for _, r in due_now),
         ])
-        last = due_now[-1][0].offset
-        await consumer.commit({tp: OffsetAndMetadata(last + 1, "")})
+        await consumer.commit({tp: OffsetAndMetadata(handled + 1, "")})
         self.forwarded += len(due_now)

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 Records = list[ConsumerRecord]
 Handler = Callable[[Records], Awaitable[None]]
 PROGRESS_EVERY_S = 10.0
+# A batch that fails this many times in a row is handled one record at a
+# time, and the records that still fail are parked as dead letters.
+ISOLATE_AFTER = 3
+Park = Callable[[ConsumerRecord, Exception], Awaitable[None]]
 PartitionsHook = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
@@ -60,6 +64,7 @@ class Stage:
         on_assigned: PartitionsHook | None = None,
         on_revoked: PartitionsHook | None = None,
         before_first_poll: Callable[[], Awaitable[None]] | None = None,
+        park: Park | None = None,
     ) -> None:
         self.name = name
         self.bootstrap = bootstrap
@@ -71,6 +76,9 @@ class Stage:
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
         self.before_first_poll = before_first_poll
+        self.park = park
+        self.consecutive_failures = 0
+        self.parked = 0
         self.assignment: set[TopicPartition] = set()
         self.generation = 0  # bumped by every assignment
         self.assigned_once = False
@@ -88,7 +96,12 @@ class Stage:
 
     @property
     def ready(self) -> bool:
-        return self.assigned_once and not self.rebalancing
+        return self.assigned_once and not self.rebalancing and not self.failing
+
+    @property
+    def failing(self) -> bool:
+        """The last batch failed and has not been handled since."""
+        return self.consecutive_failures > 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
@@ -158,6 +171,12 @@ class Stage:
                     await self._handle(consumer, polled, generation)
         finally:
             self._consumer = None
+            # Leaving without a rebalance callback: whatever this stage held
+            # is someone else's (or, on rejoining, read back from scratch).
+            held, self.assignment = self.assignment, set()
+            self._done.clear()
+            if held and self.on_revoked is not None:
+                await self.on_revoked(held)
             try:
                 await consumer.stop()
             except Exception:  # noqa: BLE001 - stopping after a failure
@@ -178,13 +197,41 @@ class Stage:
         if not live:
             return
         batch = [rec for recs in live.values() for rec in recs]
-        await self.handler(batch)
+        if self.consecutive_failures >= ISOLATE_AFTER and self.park is not None:
+            await self._isolate(batch)
+        else:
+            try:
+                await self.handler(batch)
+            except Exception:
+                self.consecutive_failures += 1
+                self.failures += 1
+                delay = min(2.0 ** self.consecutive_failures, 10.0)
+                log.exception("stage %s: a batch of %s records failed (%s in a row); "
+                              "reading it again in %.0fs", self.name, len(batch),
+                              self.consecutive_failures, delay)
+                for tp, recs in live.items():
+                    consumer.seek(tp, recs[0].offset)
+                await asyncio.sleep(delay)
+                return
+        self.consecutive_failures = 0
         self.records_in += len(batch)
         self.batches += 1
         self._log_progress()
         for tp, recs in live.items():
             self._done[tp] = recs[-1].offset + 1
         await self._commit(consumer, set(live))
+
+    async def _isolate(self, batch: Records) -> None:
+        """One record at a time: park the ones that fail, handle the rest."""
+        log.warning("stage %s: a batch of %s failed %s times; handling its records "
+                    "one at a time", self.name, len(batch), self.consecutive_failures)
+        assert self.park is not None
+        for rec in batch:
+            try:
+                await self.handler([rec])
+            except Exception as exc:
+                await self.park(rec, exc)
+                self.parked += 1
 
     def _log_progress(self) -> None:
         now = time.monotonic()
@@ -252,14 +299,14 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def dead_letter(
-    stage: str, msg: ConsumerRecord, exc: Exception, what: str
+    stage: str, msg: ConsumerRecord, exc: Exception, what: str, *, error: str | None = None
 ) -> tuple[str, None, bytes]:
     """A dead-letter record for ``msg``, which ``stage`` could not read as ``what``."""
     log.warning("%s dead-lettered %s[%s]@%s: %s", stage, msg.topic, msg.partition,
                 msg.offset, exc)
     record = {
         "stage": stage,
-        "error": f"cannot decode {what}: {exc}",
+        "error": error or f"cannot decode {what}: {exc}",
         "error_type": type(exc).__name__,
         "esp": None,
         "subaccount": None,

@@ -12,16 +12,20 @@ import asyncio
 import random
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from connectors.registry import normalize
 from connectors.samples import generate
 from mailyard.replay import Capture, replay
-from mailyard.topics import DEAD_LETTERS, EVENTS
+from mailyard.codec import codec
+from mailyard.model import EmailEvent
+from mailyard.topics import DEAD_LETTERS, EVENTS, RAW_WEBHOOKS
 from streams.normalize import decode_dead_letter, decode_event
 from tests.e2e import Stack, read_topic, wait_until
 
@@ -31,7 +35,7 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(kafka_bootstrap, tmp_path_factory.mktemp("stack"))
-    s.add_subaccounts("e2e-basic", "e2e-filter", "e2e-dlq", "e2e-crash")
+    s.add_subaccounts("e2e-basic", "e2e-filter", "e2e-dlq", "e2e-crash", "e2e-poison")
     s.start("gateway")
     s.start("worker")
     yield s
@@ -120,6 +124,32 @@ def test_unparseable_webhook_is_dead_lettered_and_the_worker_carries_on(stack: S
     assert mine[0]["stage"] == "normalize" and "sendgrid" in mine[0]["error"]
     assert mine[0]["source_topic"] == "mailyard.webhooks.raw" and mine[0]["source_offset"] >= 0
     assert b'[1, "two", null]' in mine[0]["value"]
+
+
+def test_records_written_straight_to_kafka_cannot_stop_the_worker(
+    stack: Stack, kafka_bootstrap: str
+) -> None:
+    """A tombstone on the raw topic, garbage and a hostile ESP name on the events topic."""
+    hostile = EmailEvent("e2e-poison-hostile", "delivered", "x/../../pwned\x00",
+                         "delivered", datetime.now(timezone.utc), subaccount="e2e-poison")
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(RAW_WEBHOOKS.name, None, b"tombstone")
+    producer.produce(EVENTS.name, b"\xc3\x01garbage", b"e2e-poison-garbage")
+    producer.produce(EVENTS.name, codec("email_event").encode(hostile.to_record()),
+                     hostile.event_id.encode())
+    assert producer.flush(10) == 0
+    good = _captures(seed=15, n_events=80, subaccount="e2e-poison", dup_share=0)
+    _post(stack, good)
+
+    expected = len(_distinct_ids(good)) + 1  # the hostile event counts, safely archived
+    assert wait_until(lambda: stack.counts(subaccount="e2e-poison")["total"] == expected), (
+        stack.counts(subaccount="e2e-poison"), expected, stack.log_tail("worker"))
+    letters = [decode_dead_letter(v) for _, v in read_topic(kafka_bootstrap, DEAD_LETTERS.name)]
+    assert any(d["stage"] == "normalize" and d["value"] == b"" for d in letters)
+    assert any(d["stage"] == "ledger" and d["value"] == b"\xc3\x01garbage" for d in letters)
+    archive = (stack.data_dir / "archive").resolve()
+    assert not list(archive.parent.parent.glob("pwned*"))
+    assert httpx.get(f"{stack.api}/readyz").json()["failing"] == []
 
 
 def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(stack: Stack) -> None:

@@ -43,3 +43,16 @@ def test_columns_keep_unicode_urls_and_raw_reference(tmp_path: Path) -> None:
         f"from read_parquet('{tmp_path}/**/*.parquet')"
     ).fetchall()[0]
     assert row == ("ü5@example.com", "https://x.test/a?b=%20c#f", 5, ["t1"], "v")
+
+
+def test_an_esp_name_cannot_choose_where_files_go(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    hostile = ["../../../pwned", "a\x00b", "..", "Upper/Case", ""]
+    batch = [(0, i, _event(i, esp, 3)) for i, esp in enumerate(hostile)]
+    paths = ParquetArchive(root).write_batch(batch)
+
+    assert len(paths) == len(hostile)
+    for path in paths:
+        assert path.resolve().is_relative_to(root.resolve())
+        assert path.parent.name.startswith("esp=invalid-")
+    assert [p for p in tmp_path.rglob("*.parquet") if root not in p.parents] == []

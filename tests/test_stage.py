@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
 
@@ -204,3 +204,33 @@ async def test_stopping_lets_the_batch_in_flight_finish_and_commit(
         handled = [o for q, o in finished if q == p]
         if handled:
             assert committed[p] == max(handled) + 1
+
+
+async def test_a_record_that_always_fails_is_parked_and_the_rest_go_on(
+    kafka_bootstrap: str, fresh_topics: TopicFactory,
+) -> None:
+    topic = fresh_topics(partitions=PARTITIONS)
+    _produce(kafka_bootstrap, topic, 200)
+    seen = Seen()
+    parked: list[tuple[int, int, str]] = []
+
+    async def picky(batch: Records) -> None:
+        if any(r.value == b"v77" for r in batch):
+            raise ValueError("v77 cannot be handled")
+        await seen(batch)
+
+    async def park(rec: ConsumerRecord, exc: Exception) -> None:
+        parked.append((rec.partition, rec.offset, str(exc)))
+
+    group = f"stage-{uuid.uuid4().hex[:6]}"
+    stage = Stage("t", kafka_bootstrap, [topic], group, picky, batch_size=1000, park=park)
+    stage.start()
+    try:
+        ends = _ends(kafka_bootstrap, topic)
+        assert await _until(lambda: len(seen.offsets) == 199, 90)
+        assert len(parked) == 1 and parked[0][2] == "v77 cannot be handled"
+        assert seen.offsets | {parked[0][:2]} == _all_offsets(ends)
+        assert await _until(lambda: _committed(kafka_bootstrap, group, topic) == ends)
+        assert not stage.failing and stage.parked == 1
+    finally:
+        await stage.stop()
