@@ -83,6 +83,11 @@ class SinkPool:
             await sink.aclose()
 
 
+# A throttled delivery waits in process for at most this long; a longer wait
+# would hold up its whole batch, so it waits on a retry tier instead.
+THROTTLE_HOLD_S = 2.0
+
+
 class TokenBuckets:
     """Per-key rate limits; waiters are released in the order they arrived."""
 
@@ -91,14 +96,23 @@ class TokenBuckets:
         self._next: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def acquire(self, key: str, rate: float) -> None:
+    async def acquire(self, key: str, rate: float, max_wait: float | None = None) -> float:
+        """Wait for ``key``'s next slot at ``rate`` per second; return 0.
+
+        With ``max_wait``, a slot further away than that is not taken: the
+        wait it would have needed is returned at once, for the caller to
+        hold the delivery elsewhere instead of blocking its batch.
+        """
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # asyncio.Lock wakes waiters first-in, first-out
             now = self._clock()
             due = max(self._next.get(key, now), now)
+            if max_wait is not None and due - now > max_wait:
+                return due - now
             self._next[key] = due + 1.0 / rate
             if due > now:
                 await asyncio.sleep(due - now)
+        return 0.0
 
 
 # Headers a sink builds from the delivery's own fields; providers refuse them
@@ -152,15 +166,33 @@ class Dispatcher:
         except ConfigError as exc:
             result = SendResult("failed", str(exc))
         else:
-            await self._throttle(record, dest)
+            wait = await self._throttle(record, dest)
+            if wait > 0:
+                return [self._hold(record, wait)]
             result = await sink.send(delivery_of(record))
         return self._outcome(record, dest, result)
 
-    async def _throttle(self, record: dict[str, Any], dest: Destination) -> None:
+    async def _throttle(self, record: dict[str, Any], dest: Destination) -> float:
+        """0 once the delivery may go; else how long it would have to wait."""
         if record.get("throttle_key") and record.get("throttle_rate"):
-            await self.buckets.acquire(record["throttle_key"], record["throttle_rate"])
-        elif dest.max_rate:
-            await self.buckets.acquire(dest.name, dest.max_rate)
+            return await self.buckets.acquire(
+                record["throttle_key"], record["throttle_rate"], THROTTLE_HOLD_S)
+        if dest.max_rate:
+            return await self.buckets.acquire(dest.name, dest.max_rate, THROTTLE_HOLD_S)
+        return 0.0
+
+    def _hold(self, record: dict[str, Any], wait: float) -> Record:
+        """Over its rate by more than a moment: wait on a retry tier, not here.
+
+        Not an attempt and not a deferral event (those feed the failover
+        health); the router decides again when it falls due.
+        """
+        tier, topic = next(((s, t) for s, t in self.tiers if s >= wait), self.tiers[-1])
+        due = datetime.now(timezone.utc) + timedelta(seconds=tier)
+        log.info("throttled %s for %s: held %ss on %s", record["message_id"],
+                 record["recipient"], tier, topic)
+        held = {**record, "due_at": due, "destination": None}
+        return (topic, record["message_id"].encode(), _DISPATCH.encode(held))
 
     def _outcome(
         self, record: dict[str, Any], dest: Destination, result: SendResult

@@ -410,3 +410,26 @@ async def test_throttled_deliveries_reach_the_provider_in_order(
     assert [m.recipients[0] for m in esp_state.sent] == [
         f"user{n}@gmail.com" for n in range(5)
     ]
+
+
+async def test_a_delivery_far_over_its_rate_waits_on_a_tier_not_in_the_batch(
+    esp: tuple[StandInServer, Any],
+    esp_state: Any,
+    make_dispatcher: Callable[..., Dispatcher],
+) -> None:
+    rules = ruleset(esp[0].url)
+    records = [dispatch_record(rules, f"slow{n}@gmail.com", n) for n in range(3)]
+    for record in records:
+        record.update(throttle_key="esp|gmail", throttle_rate=1 / 60)  # 1 a minute
+    dispatcher = make_dispatcher(rules)
+
+    outs = await asyncio.wait_for(
+        asyncio.gather(*(dispatcher.dispatch(r) for r in records)), timeout=30)
+
+    assert [events(o)[0].type for o in outs[:1]] == ["sent"]
+    assert [m.recipients[0] for m in esp_state.sent] == ["slow0@gmail.com"]
+    for out in outs[1:]:
+        assert events(out) == []  # no deferral event: health must not see one
+        ((topic, held),) = others(out)
+        assert topic == "mailyard.dispatch.retry.60s"
+        assert held["destination"] is None and held["attempt"] == records[0]["attempt"]
