@@ -87,7 +87,7 @@ class Worker:
         )
         self._producer: BatchProducer | None = None
         self.table = ChangelogTable(
-            settings.bootstrap, LEDGER_CHANGELOG.name, lambda: self.producer
+            settings.bootstrap, LEDGER_CHANGELOG.name, f"{app_id}.ledger"
         )
         self.stages: list[Stage] = []
         stages = settings.worker_stages
@@ -187,10 +187,10 @@ class Worker:
         self.stats.raw_records += len(batch)
 
     async def _ledger_assigned(self, tps: set[TopicPartition]) -> None:
-        await self.table.restore({tp.partition for tp in tps})
+        await self.table.take({tp.partition for tp in tps})
 
     async def _ledger_revoked(self, tps: set[TopicPartition]) -> None:
-        self.table.drop({tp.partition for tp in tps})
+        await self.table.release({tp.partition for tp in tps})
 
     async def _apply_ledger_batch(self, batch: Records) -> None:
         by_partition: dict[int, list[Any]] = {}

@@ -48,6 +48,14 @@ Park = Callable[[ConsumerRecord, Exception], Awaitable[None]]
 PartitionsHook = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
+class PartitionLost(Exception):
+    """A handler learned that another member owns one of its partitions now.
+
+    The stage drops the batch (uncommitted, so the new owner reads it) and
+    rejoins its group.
+    """
+
+
 class Stage:
     """One consumer group over ``topics``; ``handler`` gets each polled batch."""
 
@@ -135,6 +143,8 @@ class Stage:
                 await self._consume()
             except asyncio.CancelledError:
                 raise
+            except PartitionLost:
+                continue  # rejoin at once; the state is read back on assignment
             except Exception:
                 self.failures += 1
                 log.exception("stage %s failed; starting over in 2s", self.name)
@@ -202,6 +212,9 @@ class Stage:
         else:
             try:
                 await self.handler(batch)
+            except PartitionLost:
+                log.warning("stage %s lost a partition mid-batch; rejoining", self.name)
+                raise
             except Exception:
                 self.consecutive_failures += 1
                 self.failures += 1

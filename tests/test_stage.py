@@ -18,8 +18,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from confluent_kafka import Consumer, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
 
-from streams.producer import BatchProducer
-from streams.stage import Records, Stage
+from streams.stage import PartitionLost, Records, Stage
 from streams.table import ChangelogTable
 from tests.conftest import TopicFactory
 
@@ -156,29 +155,37 @@ async def test_members_joining_and_leaving_mid_stream_lose_nothing(
         await b.stop()
 
 
-async def test_the_changelog_table_comes_back_whole(
+async def test_the_changelog_table_comes_back_whole_and_fences_its_old_writer(
     kafka_bootstrap: str, fresh_topics: TopicFactory,
 ) -> None:
     changelog = fresh_topics(partitions=PARTITIONS, compacted=True)
-    producer = BatchProducer(kafka_bootstrap)
-    try:
-        table = ChangelogTable(kafka_bootstrap, changelog, lambda: producer)
-        await table.restore({0, 1, 2, 3})
-        assert len(table) == 0
-        await table.write({p: {f"c|{p}|{i}": [i, i * 10] for i in range(500)}
-                           for p in range(PARTITIONS)})
-        await table.write({1: {"c|1|7": [70, 700], "s|event": 12}})
+    prefix = f"test-ledger-{uuid.uuid4().hex[:6]}"
+    table = ChangelogTable(kafka_bootstrap, changelog, prefix)
+    await table.take({0, 1, 2, 3})
+    assert len(table) == 0
+    await table.write({p: {f"c|{p}|{i}": [i, i * 10] for i in range(500)}
+                       for p in range(PARTITIONS)})
+    await table.write({1: {"c|1|7": [70, 700], "s|event": 12}})
 
-        again = ChangelogTable(kafka_bootstrap, changelog, lambda: producer)
-        await again.restore({1, 3})
-        assert sorted(again.partitions) == [1, 3]
-        assert again.partition(1)["c|1|7"] == [70, 700]
-        assert again.partition(1)["s|event"] == 12
-        assert again.partition(3) == table.partition(3)
-        again.drop({3})
-        assert sorted(again.partitions) == [1]
-    finally:
-        producer.close()
+    # Another worker takes partitions 1 and 3, as after a rebalance.
+    again = ChangelogTable(kafka_bootstrap, changelog, prefix)
+    await again.take({1, 3})
+    assert sorted(again.partitions) == [1, 3]
+    assert again.partition(1)["c|1|7"] == [70, 700]
+    assert again.partition(1)["s|event"] == 12
+    assert again.partition(3) == table.partition(3)
+
+    # The first one wakes up and writes a stale value: refused, not written.
+    with pytest.raises(PartitionLost):
+        await table.write({1: {"c|1|7": [1, 10]}})
+    await table.write({0: {"c|0|1": [2, 20]}})  # partition 0 is still its own
+
+    third = ChangelogTable(kafka_bootstrap, changelog, prefix)
+    await third.take({0, 1})
+    assert third.partition(1)["c|1|7"] == [70, 700]
+    assert third.partition(0)["c|0|1"] == [2, 20]
+    await asyncio.gather(table.release({0, 2}), again.release({3}), third.release({0, 1}))
+    assert again.partitions == {} or sorted(again.partitions) == [1]
 
 
 async def test_stopping_lets_the_batch_in_flight_finish_and_commit(
