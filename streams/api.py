@@ -87,6 +87,9 @@ def create_api(worker: Worker) -> FastAPI:
             for stage in worker.stages
         }
         failing = [stage.name for stage in worker.stages if stage.failing]
+        if worker.relay is not None and worker.relay.retry_failing:
+            failing.append("retry")
+        ready = ready and not failing
         body = {"ready": ready, "rebalancing": rebalancing, "tenants": tenants_read,
                 "stages": stages, "failing": failing}
         return JSONResponse(body, status_code=200 if ready else 503)

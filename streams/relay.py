@@ -102,6 +102,10 @@ class Relay:
                 before_first_poll=self.ready, park=worker.parker("dispatch"),
             ))
 
+    @property
+    def retry_failing(self) -> bool:
+        return self._retry.failing
+
     def _make_readers(self) -> list[Broadcast]:
         b = self.settings.bootstrap
         since = MESSAGE_INDEX_HOURS * 3600

@@ -36,7 +36,12 @@ class RetryForwarder:
         self.producer = producer
         self.group_id = group_id
         self.forwarded = 0
+        self.consecutive_failures = 0
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.consecutive_failures > 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -52,6 +57,7 @@ class RetryForwarder:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.consecutive_failures += 1
                 log.exception("retry forwarder failed; starting over in 2s")
                 await asyncio.sleep(2)
 
@@ -80,11 +86,13 @@ class RetryForwarder:
         for rec in records:
             try:
                 record = _DISPATCH.decode(rec.value)
+                if not isinstance(record.get("due_at"), datetime):
+                    raise ValueError("a record on a retry tier needs a due_at time")
+                wait = (record["due_at"] - datetime.now(timezone.utc)).total_seconds()
             except Exception as exc:  # parked with its reason; the tier moves on
                 parked.append(dead_letter("retry", rec, exc, "dispatch record"))
                 handled = rec.offset
                 continue
-            wait = (record["due_at"] - datetime.now(timezone.utc)).total_seconds()
             if wait > 0:
                 consumer.seek(tp, rec.offset)
                 consumer.pause(tp)
@@ -101,3 +109,4 @@ class RetryForwarder:
         ])
         await consumer.commit({tp: OffsetAndMetadata(handled + 1, "")})
         self.forwarded += len(due_now)
+        self.consecutive_failures = 0

@@ -242,6 +242,8 @@ class Stage:
         for rec in batch:
             try:
                 await self.handler([rec])
+            except PartitionLost:
+                raise  # not the record's fault: drop the batch and rejoin
             except Exception as exc:
                 await self.park(rec, exc)
                 self.parked += 1

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 
 from mailyard.codec import codec
-from mailyard.topics import REROUTE, RETRIES
+from mailyard.topics import DEAD_LETTERS, REROUTE, RETRIES
+from streams.normalize import decode_dead_letter
 from tests.e2e import Stack, read_topic, wait_until
 from tests.standins import sendgrid
 from tests.standins.server import StandInServer
@@ -171,3 +173,34 @@ def test_deferred_delivery_is_retried_from_the_10s_tier_and_sent_once(
     assert parked["attempt"] == 2 and parked["destination"] is None
     assert (parked["due_at"] - parked["first_attempt_at"]).total_seconds() >= 10
     assert len(on_topic(stack, REROUTE.name, message_id)) == 1
+
+
+def test_bad_records_on_a_tier_are_dead_lettered_and_the_tier_moves_on(
+    stack: Stack, standin: StandInServer
+) -> None:
+    """Garbage, and a record that decodes but has no due time, ahead of a due one."""
+    bootstrap = stack.env["MAILYARD_KAFKA_BOOTSTRAP"]
+    control(standin, "fail_503")
+    template_id = submit(stack, "template@gmail.com")
+    assert wait_until(lambda: bool(on_topic(stack, TIER_10S, template_id)), 30)
+    control(standin, "ok")
+    (template,) = on_topic(stack, TIER_10S, template_id)
+
+    key = b"same-partition"
+    undated = {**template, "message_id": "retry-undated", "due_at": None}
+    due = {**template, "message_id": "retry-due-now",
+           "due_at": datetime.now(timezone.utc)}
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(TIER_10S, b"\xc3\x01not avro", key)
+    producer.produce(TIER_10S, _DISPATCH.encode(undated), key)
+    producer.produce(TIER_10S, _DISPATCH.encode(due), key)
+    assert producer.flush(10) == 0
+
+    assert wait_until(lambda: bool(on_topic(stack, REROUTE.name, "retry-due-now")), 30), (
+        stack.log_tail("worker"))
+    letters = [decode_dead_letter(v) for _, v in read_topic(bootstrap, DEAD_LETTERS.name)]
+    retry_letters = [d for d in letters if d["stage"] == "retry" and d["source_topic"] == TIER_10S]
+    assert any(b"not avro" in d["value"] for d in retry_letters)
+    assert any("due_at" in d["error"] for d in retry_letters)
+    ready = httpx.get(f"{stack.api}/readyz", timeout=10).json()
+    assert ready["failing"] == [] and ready["ready"] is True
