@@ -241,3 +241,33 @@ async def test_a_record_that_always_fails_is_parked_and_the_rest_go_on(
         assert not stage.failing and stage.parked == 1
     finally:
         await stage.stop()
+
+
+async def test_a_partition_lost_while_isolating_drops_the_batch_and_parks_nothing(
+    kafka_bootstrap: str, fresh_topics: TopicFactory,
+) -> None:
+    topic = fresh_topics(partitions=1)
+    _produce(kafka_bootstrap, topic, 20)
+    seen = Seen()
+    parked: list[int] = []
+    lost: list[int] = []
+
+    async def handler(batch: Records) -> None:
+        if len(batch) > 1:
+            raise ValueError("only one at a time")  # drives the stage to isolate
+        if not lost:
+            lost.append(batch[0].offset)
+            raise PartitionLost("another member took it")
+        await seen(batch)
+
+    async def park(rec: ConsumerRecord, _exc: Exception) -> None:
+        parked.append(rec.offset)
+
+    group = f"stage-{uuid.uuid4().hex[:6]}"
+    stage = Stage("t", kafka_bootstrap, [topic], group, handler, batch_size=100, park=park)
+    stage.start()
+    try:
+        assert await _until(lambda: len(seen.offsets) == 20, 120)
+        assert lost and parked == []
+    finally:
+        await stage.stop()
