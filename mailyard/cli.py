@@ -179,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # One line per HTTP request drowns what the commands print.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         if getattr(args, "url", "unset") is None:
