@@ -181,13 +181,17 @@ class Dispatcher:
             return await self.buckets.acquire(dest.name, dest.max_rate, THROTTLE_HOLD_S)
         return 0.0
 
+    def _tier(self, seconds: float) -> tuple[int, str]:
+        """The retry tier whose wait covers ``seconds`` (the longest if none does)."""
+        return next(((s, t) for s, t in self.tiers if s >= seconds), self.tiers[-1])
+
     def _hold(self, record: dict[str, Any], wait: float) -> Record:
         """Over its rate by more than a moment: wait on a retry tier, not here.
 
         Not an attempt and not a deferral event (those feed the failover
         health); the router decides again when it falls due.
         """
-        tier, topic = next(((s, t) for s, t in self.tiers if s >= wait), self.tiers[-1])
+        tier, topic = self._tier(wait)
         due = datetime.now(timezone.utc) + timedelta(seconds=tier)
         log.info("throttled %s for %s: held %ss on %s", record["message_id"],
                  record["recipient"], tier, topic)
@@ -212,7 +216,7 @@ class Dispatcher:
             )
             out.append(_event_record(record, dest, gave_up, "failed", final=True))
             return out
-        wait, topic = next(((s, t) for s, t in self.tiers if s >= delay), self.tiers[-1])
+        wait, topic = self._tier(delay)
         due = datetime.now(timezone.utc) + timedelta(seconds=wait)
         retry = {**record, "attempt": record["attempt"] + 1, "due_at": due,
                  "destination": None}

@@ -63,19 +63,31 @@ def _dead(
 ) -> Output:
     known = isinstance(exc, MailyardError)
     error = str(exc) if known else f"unexpected {type(exc).__name__}: {exc}"
-    record = {
-        "stage": "normalize",
+    value = encode_dead_letter(
+        "normalize", error, exc, topic, partition, offset, value,
+        esp=envelope.get("esp") if envelope else None,
+        subaccount=envelope.get("subaccount") if envelope else None,
+    )
+    return Output([], value, error)
+
+
+def encode_dead_letter(
+    stage: str, error: str, exc: Exception, topic: str, partition: int, offset: int,
+    value: bytes | None, *, esp: str | None = None, subaccount: str | None = None,
+) -> bytes:
+    """A DeadLetter record: what failed where, and the record's exact bytes."""
+    return _DEAD.encode({
+        "stage": stage,
         "error": error,
         "error_type": type(exc).__name__,
-        "esp": envelope.get("esp") if envelope else None,
-        "subaccount": envelope.get("subaccount") if envelope else None,
+        "esp": esp,
+        "subaccount": subaccount,
         "source_topic": topic,
         "source_partition": partition,
         "source_offset": offset,
         "failed_at": datetime.now(timezone.utc),
         "value": value or b"",  # a null record (a tombstone) parks as empty bytes
-    }
-    return Output([], _DEAD.encode(record), error)
+    })
 
 
 def decode_event(value: bytes) -> EmailEvent:

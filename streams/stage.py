@@ -26,15 +26,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from mailyard.codec import codec
 from mailyard.topics import DEAD_LETTERS
+from streams.normalize import encode_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +88,8 @@ class Stage:
         self.parked = 0
         self.assignment: set[TopicPartition] = set()
         self.generation = 0  # bumped by every assignment
-        self.assigned_once = False
         self.rebalancing = False
         self.records_in = 0
-        self.batches = 0
         self.failures = 0
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
@@ -104,7 +101,7 @@ class Stage:
 
     @property
     def ready(self) -> bool:
-        return self.assigned_once and not self.rebalancing and not self.failing
+        return self.generation > 0 and not self.rebalancing and not self.failing
 
     @property
     def failing(self) -> bool:
@@ -228,7 +225,6 @@ class Stage:
                 return
         self.consecutive_failures = 0
         self.records_in += len(batch)
-        self.batches += 1
         self._log_progress()
         for tp, recs in live.items():
             self._done[tp] = recs[-1].offset + 1
@@ -294,7 +290,6 @@ class Stage:
                     await self.on_assigned(assigned)
                 self.assignment |= assigned
                 self.generation += 1
-            self.assigned_once = True
             log.info("stage %s holds %s", self.name,
                      ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(self.assignment))
                      or "no partitions")
@@ -319,16 +314,6 @@ def dead_letter(
     """A dead-letter record for ``msg``, which ``stage`` could not read as ``what``."""
     log.warning("%s dead-lettered %s[%s]@%s: %s", stage, msg.topic, msg.partition,
                 msg.offset, exc)
-    record = {
-        "stage": stage,
-        "error": error or f"cannot decode {what}: {exc}",
-        "error_type": type(exc).__name__,
-        "esp": None,
-        "subaccount": None,
-        "source_topic": msg.topic,
-        "source_partition": msg.partition,
-        "source_offset": msg.offset,
-        "failed_at": datetime.now(timezone.utc),
-        "value": msg.value or b"",
-    }
-    return (DEAD_LETTERS.name, None, codec("dead_letter").encode(record))
+    value = encode_dead_letter(stage, error or f"cannot decode {what}: {exc}", exc,
+                               msg.topic, msg.partition, msg.offset, msg.value)
+    return (DEAD_LETTERS.name, None, value)
